@@ -1,0 +1,293 @@
+//! Typed, layered configuration: built-in defaults, then `config.toml` (unknown fields are
+//! errors, reported with file, line and field), then `LATCHKEY_*` environment variables
+//! (one per field: `http.max_body_bytes` is `LATCHKEY_HTTP_MAX_BODY_BYTES`), then command-line
+//! flags. Validated once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the daemon can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Directory holding `latchkey.redb`, `keyring.json` and (when generated) `master.key`.
+    pub data_dir: PathBuf,
+    /// Log filter, e.g. `info` or `latchkey=debug,tower_http=info`.
+    pub log_level: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// HTTP server limits.
+    pub http: HttpConfig,
+    /// Scoped token limits.
+    pub tokens: TokenConfig,
+    /// Storage tuning.
+    pub store: StoreConfig,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// A request taking longer than this is answered 408.
+    pub request_timeout_seconds: u64,
+    /// Take the client address from the first `X-Forwarded-For` entry (behind a proxy only).
+    pub trust_forwarded_for: bool,
+}
+
+/// Scoped token settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// TTL of a scoped token when the request names none.
+    pub default_ttl_seconds: u64,
+    /// Longest TTL a scoped token may have.
+    pub max_ttl_seconds: u64,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Most writes grouped into one durable commit.
+    pub max_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8200".into(),
+            data_dir: PathBuf::from("latchkey-data"),
+            log_level: "info".into(),
+            log_format: "text".into(),
+            http: HttpConfig::default(),
+            tokens: TokenConfig::default(),
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 1024 * 1024,
+            request_timeout_seconds: 30,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            default_ttl_seconds: 600,
+            max_ttl_seconds: 900,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { max_batch: 256 }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid (the message names line, column and field).
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line and field.
+        message: String,
+    },
+    /// An environment variable holds an unusable value.
+    #[error("invalid environment variable {var}: {message}")]
+    Env {
+        /// Its name.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, the file (if any) and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, |k| std::env::var(k).ok())
+    }
+
+    /// As [`Config::load`], reading variables through `env` (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let base = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                // Parsing the text directly keeps toml's line/column spans in the errors.
+                toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string().trim_end().to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        let mut table =
+            toml::Table::try_from(&base).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        apply_env(&mut table, "LATCHKEY", &env)?;
+        let cfg: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges and formats.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(format!(
+                "listen = {:?} is not an address such as 127.0.0.1:8200",
+                self.listen
+            ));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad(format!(
+                "log_format = {:?}: expected \"text\" or \"json\"",
+                self.log_format
+            ));
+        }
+        if self.http.max_body_bytes < 1024 {
+            return bad("http.max_body_bytes must be at least 1024".into());
+        }
+        if self.http.request_timeout_seconds == 0 {
+            return bad("http.request_timeout_seconds must be at least 1".into());
+        }
+        let t = &self.tokens;
+        if t.max_ttl_seconds == 0
+            || t.default_ttl_seconds == 0
+            || t.default_ttl_seconds > t.max_ttl_seconds
+        {
+            return bad("tokens: need 0 < default_ttl_seconds <= max_ttl_seconds".into());
+        }
+        if !(1..=4096).contains(&self.store.max_batch) {
+            return bad("store.max_batch must be between 1 and 4096".into());
+        }
+        Ok(())
+    }
+}
+
+/// Overrides each leaf of `table` from `PREFIX_KEY` variables, parsed as the leaf's type.
+fn apply_env(
+    table: &mut toml::Table,
+    prefix: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        let var = format!("{prefix}_{}", key.to_uppercase());
+        if let toml::Value::Table(inner) = value {
+            apply_env(inner, &var, env)?;
+            continue;
+        }
+        let Some(raw) = env(&var) else { continue };
+        let err = |message: String| ConfigError::Env {
+            var: var.clone(),
+            message,
+        };
+        *value = match value {
+            toml::Value::String(_) => toml::Value::String(raw),
+            toml::Value::Integer(_) => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| err(format!("{raw:?} is not an integer")))?,
+            ),
+            toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(err(format!("{raw:?} is not true or false"))),
+            }),
+            _ => {
+                let parsed: toml::Table =
+                    toml::from_str(&format!("v = {raw}")).map_err(|e| err(e.to_string()))?;
+                parsed
+                    .get("v")
+                    .cloned()
+                    .ok_or_else(|| err("no value".into()))?
+            }
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_file_env_layering() {
+        let f = file("listen = \"127.0.0.1:9000\"\n[tokens]\nmax_ttl_seconds = 1200\n");
+        let env = |k: &str| match k {
+            "LATCHKEY_TOKENS_DEFAULT_TTL_SECONDS" => Some("300".to_string()),
+            "LATCHKEY_HTTP_TRUST_FORWARDED_FOR" => Some("true".to_string()),
+            _ => None,
+        };
+        let cfg = Config::load_with_env(Some(f.path()), env).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9000");
+        assert_eq!(cfg.tokens.max_ttl_seconds, 1200);
+        assert_eq!(cfg.tokens.default_ttl_seconds, 300);
+        assert!(cfg.http.trust_forwarded_for);
+        assert_eq!(cfg.store.max_batch, 256);
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let f = file("listen = \"127.0.0.1:9000\"\n\n[http]\nmax_body = 5\n");
+        let msg = Config::load_with_env(Some(f.path()), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+        assert!(msg.contains("max_body"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let f = file("listen = 5\n");
+        assert!(Config::load_with_env(Some(f.path()), |_| None).is_err());
+        let env = |k: &str| (k == "LATCHKEY_HTTP_MAX_BODY_BYTES").then(|| "lots".to_string());
+        let msg = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(msg.contains("LATCHKEY_HTTP_MAX_BODY_BYTES"), "{msg}");
+        let env = |k: &str| (k == "LATCHKEY_LISTEN").then(|| "nowhere".to_string());
+        assert!(Config::load_with_env(None, env).is_err());
+    }
+}

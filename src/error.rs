@@ -1,0 +1,159 @@
+//! The API error type: every failure a request can meet, mapped once to an HTTP status
+//! and a stable machine-readable `code`. 5xx bodies stay generic; details go to the log.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A secret path is not acceptable.
+    #[error("{0}")]
+    InvalidPath(String),
+    /// A scope string is not acceptable.
+    #[error("invalid scope {0}")]
+    InvalidScope(String),
+    /// A TTL is out of range.
+    #[error("{0}")]
+    InvalidTtl(String),
+    /// The body is not the JSON this endpoint takes.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// No or bad credentials.
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    /// Credentials are fine but do not allow this.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// A token asked for more than its parent holds.
+    #[error("{0}")]
+    ScopeEscalation(String),
+    /// Nothing at that address.
+    #[error("{0}")]
+    NotFound(String),
+    /// Check-and-set failed.
+    #[error("version conflict: expected version {expected}, current is {current}")]
+    VersionConflict {
+        /// What the caller said.
+        expected: u64,
+        /// What is stored.
+        current: u64,
+    },
+    /// The resource is in a state that forbids the request.
+    #[error("{0}")]
+    Conflict(String),
+    /// The secret is soft-deleted.
+    #[error("{0}")]
+    SecretDeleted(String),
+    /// The endpoint exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Body over the configured limit.
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    /// The store is shutting down or unavailable.
+    #[error("service unavailable")]
+    Unavailable,
+    /// Anything else: logged, answered generically.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// The error object every failing request returns.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `version_conflict`.
+    code: &'static str,
+    /// Human-readable explanation.
+    message: String,
+}
+
+impl ApiError {
+    /// The HTTP status and the stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ApiError::*;
+        match self {
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            InvalidPath(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
+            InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
+            InvalidTtl(_) => (StatusCode::BAD_REQUEST, "invalid_ttl"),
+            InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AccessDenied(_) => (StatusCode::FORBIDDEN, "access_denied"),
+            ScopeEscalation(_) => (StatusCode::FORBIDDEN, "scope_escalation"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            VersionConflict { .. } => (StatusCode::CONFLICT, "version_conflict"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            SecretDeleted(_) => (StatusCode::CONFLICT, "secret_deleted"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::VersionConflict { expected, current } => {
+                ApiError::VersionConflict { expected, current }
+            }
+            StoreError::Deleted(what) => ApiError::SecretDeleted(what),
+            StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::Invalid(what) => ApiError::BadRequest(what),
+            StoreError::Closed => ApiError::Unavailable,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge;
+        }
+        ApiError::InvalidJson(r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}

@@ -1,0 +1,107 @@
+//! The HTTP API: the router, its middleware (body limit, timeout, tracing), extractors that
+//! answer bad input with the JSON error shape, and the OpenAPI document generated from the
+//! handlers' annotations.
+
+mod agents;
+mod audit;
+mod secrets;
+mod system;
+mod tokens;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts};
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body; malformed input becomes a 400 `invalid_json`, oversized a 413.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct JsonBody<T>(pub T);
+
+/// Query parameters; unknown or malformed ones become a 400.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// Path parameters; malformed ones become a 400.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Latchkey", description = "Secrets for AI agents, with humans in the loop."),
+    paths(
+        system::healthz, system::readyz, system::openapi_json, system::keys_rotate, system::keys_rewrap, system::keys_list,
+        secrets::put_secret, secrets::describe, secrets::list, secrets::versions, secrets::rollback, secrets::delete, secrets::restore,
+        agents::create, agents::list, agents::get_one, agents::update, agents::rotate_key,
+        tokens::mint, tokens::revoke, tokens::revoke_one,
+        audit::query, audit::verify,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Builds the router with every route and layer.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.http.max_body_bytes;
+    let timeout = Duration::from_secs(state.config.http.request_timeout_seconds);
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/openapi.json", get(system::openapi_json))
+        .route("/v1/keys", get(system::keys_list))
+        .route("/v1/keys/rotate", post(system::keys_rotate))
+        .route("/v1/keys/rewrap", post(system::keys_rewrap))
+        .route("/v1/secrets", get(secrets::list))
+        .route(
+            "/v1/secrets/{*path}",
+            get(secrets::get_dispatch)
+                .put(secrets::put_secret)
+                .post(secrets::post_dispatch)
+                .delete(secrets::delete),
+        )
+        .route("/v1/agents", post(agents::create).get(agents::list))
+        .route(
+            "/v1/agents/{id}",
+            get(agents::get_one).patch(agents::update),
+        )
+        .route("/v1/agents/{id}/rotate-key", post(agents::rotate_key))
+        .route("/v1/tokens", post(tokens::mint))
+        .route("/v1/tokens/revoke", post(tokens::revoke))
+        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke_one))
+        .route("/v1/audit", get(audit::query))
+        .route("/v1/audit/verify", get(audit::verify))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

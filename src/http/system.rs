@@ -1,0 +1,153 @@
+//! Health, readiness, the OpenAPI document, and keyring administration.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
+
+use super::ApiDoc;
+use crate::audit::Draft;
+use crate::auth::Caller;
+use crate::crypto::Keyring;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "system", security(), responses((status = 200, description = "alive")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness of the daemon's parts.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Each check by name.
+    #[schema(value_type = Object)]
+    pub checks: serde_json::Value,
+}
+
+/// Readiness: the store accepts reads and the writer runs.
+#[utoipa::path(get, path = "/readyz", tag = "system", security(), responses((status = 200, body = Ready), (status = 503, body = Ready)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+    let store_ok = state.store.healthy();
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Ready {
+        status: if store_ok { "ready" } else { "not_ready" },
+        checks: json!({"store": if store_ok { "ok" } else { "failing" }}),
+    };
+    (status, Json(body))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "system", security(), responses((status = 200, description = "OpenAPI 3 document")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// A key-encryption key (never its material).
+#[derive(Serialize, ToSchema)]
+pub struct KeyInfo {
+    /// Id; the highest is used for new data keys.
+    pub id: u32,
+    /// When it was added.
+    pub created_at: String,
+}
+
+/// The keyring's keys.
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    /// Every key, oldest first.
+    pub keys: Vec<KeyInfo>,
+    /// The id new versions use.
+    pub newest: u32,
+}
+
+fn key_list(ring: &Keyring) -> KeyList {
+    KeyList {
+        keys: ring
+            .list()
+            .into_iter()
+            .map(|(id, created_at)| KeyInfo { id, created_at })
+            .collect(),
+        newest: ring.newest().id,
+    }
+}
+
+/// List key-encryption keys (admin).
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, body = KeyList)))]
+pub async fn keys_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<KeyList>, ApiError> {
+    caller.require_admin(&state, "keys").await?;
+    Ok(Json(key_list(&state.store.keyring())))
+}
+
+/// Add a new key-encryption key; old versions stay readable (admin).
+#[utoipa::path(post, path = "/v1/keys/rotate", tag = "keys", responses((status = 200, body = KeyList)))]
+pub async fn keys_rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<KeyList>, ApiError> {
+    caller.require_admin(&state, "keys").await?;
+    let _guard = state.keys_lock.lock().await;
+    let dir = state.config.data_dir.clone();
+    let master = state.master_key.clone();
+    let ring =
+        tokio::task::spawn_blocking(move || -> Result<Keyring, crate::crypto::KeyringError> {
+            let mut ring = Keyring::load(&dir, &master)?;
+            ring.add_generated();
+            ring.save(&dir, &master)?;
+            Ok(ring)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let newest = ring.newest().id;
+    let list = key_list(&ring);
+    state.store.set_keyring(ring);
+    state
+        .store
+        .append_event(Draft {
+            event: "keys.rotated",
+            actor: caller.origin.actor.clone(),
+            namespace: String::new(),
+            resource_path: "keyring".into(),
+            action: "rotate".into(),
+            outcome: "success",
+            ip: caller.origin.ip.clone(),
+            details: json!({"kek_id": newest}),
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+/// Result of a re-wrap.
+#[derive(Serialize, ToSchema)]
+pub struct Rewrapped {
+    /// Versions whose data key was re-wrapped.
+    pub rewrapped: u64,
+    /// The KEK they are wrapped with now.
+    pub kek_id: u32,
+}
+
+/// Re-wrap every data key under the newest key-encryption key (admin).
+#[utoipa::path(post, path = "/v1/keys/rewrap", tag = "keys", responses((status = 200, body = Rewrapped)))]
+pub async fn keys_rewrap(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Rewrapped>, ApiError> {
+    caller.require_admin(&state, "keys").await?;
+    let _guard = state.keys_lock.lock().await;
+    let kek_id = state.store.keyring().newest().id;
+    let rewrapped = state.store.rewrap_all(caller.origin.clone()).await?;
+    Ok(Json(Rewrapped { rewrapped, kek_id }))
+}

@@ -1,0 +1,117 @@
+//! Latchkey keeps secrets for AI agents and puts a human in the loop.
+//!
+//! The architecture in ten lines:
+//! - `config`: typed, layered configuration; `init`: data directory, keyring, first admin token.
+//! - `crypto`: envelope encryption (AES-256-GCM data keys wrapped by keyring KEKs).
+//! - `store`: the storage seam (redb), with a group-commit writer; every change and its
+//!   audit event are written in one transaction.
+//! - `audit`: hash-chained audit events; `paths` and `scope`: path rules and token scopes.
+//! - `auth`: credentials → [`auth::Caller`]; `http`: the axum API and its OpenAPI document.
+//! - `cli`: the command-line client over HTTP; `dotenv`: `.env` parsing for imports.
+//! - `bots` and `webhooks` (workspace crates) hold the chat channels and webhook signing.
+//!
+//! [`run`] is what the binary and the integration tests call.
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod dotenv;
+pub mod error;
+pub mod http;
+pub mod init;
+pub mod paths;
+pub mod scope;
+pub mod state;
+pub mod store;
+pub mod util;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::store::Store;
+
+/// Opens the data directory: unseals the keyring with the master key (refusing a wrong
+/// key before anything is opened for writing) and opens the store.
+pub fn open_store(
+    config: &Config,
+) -> anyhow::Result<(
+    Store,
+    store::writer::WriterThread,
+    zeroize::Zeroizing<[u8; 32]>,
+)> {
+    let dir = &config.data_dir;
+    if !dir.join(crypto::keyring::KEYRING_FILE).exists() {
+        anyhow::bail!(
+            "{} is not initialised: run `latchkey init --data-dir {}` first",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let master = crypto::keyring::resolve_master_key(dir)?;
+    let keyring = crypto::Keyring::load(dir, &master)?;
+    let (store, writer) = Store::open(dir, keyring, config.store.max_batch)
+        .with_context(|| format!("cannot open the database in {}", dir.display()))?;
+    Ok((store, writer, master))
+}
+
+/// Runs the daemon on `listener` until `shutdown` completes; in-flight requests finish and
+/// every accepted write is committed before it returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (store, writer, master) = open_store(&config)?;
+    let state = AppState {
+        store,
+        config: Arc::new(config),
+        master_key: Arc::new(master),
+        keys_lock: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    let app = http::router(state);
+    tracing::info!(addr = %listener.local_addr()?, "latchkey is listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("the HTTP server failed")?;
+    // The router (and with it every store handle) is gone: the writer drains and stops.
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .ok();
+    tracing::info!("latchkey stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,19 @@
+//! The shared application state: cheap handles every handler can take through axum's `State`.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// Handles shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// The storage seam.
+    pub store: Store,
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Master key, kept to re-seal the keyring on rotation.
+    pub master_key: Arc<zeroize::Zeroizing<[u8; 32]>>,
+    /// Serialises keyring changes.
+    pub keys_lock: Arc<tokio::sync::Mutex<()>>,
+}

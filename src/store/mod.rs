@@ -1,0 +1,185 @@
+//! The storage seam. Every read and write of persistent state goes through the domain-level
+//! operations of [`Store`] (secrets, identities, the audit log), never raw key/value calls,
+//! so that a second backend can be added behind the same operations later. This is the redb
+//! implementation: one file, concurrent read transactions, and one writer thread that
+//! group-commits the writes that arrive together (see [`writer`]).
+
+mod audit_log;
+mod identity;
+mod secrets;
+pub(crate) mod tables;
+pub(crate) mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use redb::{Database, ReadTransaction, ReadableDatabase};
+use tokio::sync::watch;
+
+pub use audit_log::{AuditFilter, AuditPage, VerifyReport, parse_query_time};
+pub use identity::{AgentRecord, Credential, CredentialKind, RevokeTarget, TokenRecord};
+pub use secrets::{PutSecret, SecretRecord, VersionInfo};
+pub use writer::WriteCtx;
+
+use crate::audit::Actor;
+use crate::crypto::{CryptoError, Keyring};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "latchkey.redb";
+
+/// Storage failures: domain outcomes first, then faults.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such record.
+    #[error("{0}")]
+    NotFound(String),
+    /// Check-and-set failed.
+    #[error("version conflict: expected {expected}, current {current}")]
+    VersionConflict {
+        /// What the caller expected.
+        expected: u64,
+        /// What is stored.
+        current: u64,
+    },
+    /// The secret is soft-deleted.
+    #[error("{0}")]
+    Deleted(String),
+    /// The record exists or is in a conflicting state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is not valid for the stored state.
+    #[error("{0}")]
+    Invalid(String),
+    /// The writer has stopped (shutting down).
+    #[error("the store is shut down")]
+    Closed,
+    /// Decryption failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// A stored record could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+macro_rules! db_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+db_error!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Who is acting and from where: recorded in every audit event a request causes.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The authenticated actor.
+    pub actor: Actor,
+    /// Client address.
+    pub ip: Option<String>,
+}
+
+impl Origin {
+    /// The daemon itself.
+    pub fn system() -> Origin {
+        Origin {
+            actor: Actor::system(),
+            ip: None,
+        }
+    }
+}
+
+/// Shared, swappable keyring (rotation replaces it).
+pub type KeyringHandle = Arc<RwLock<Arc<Keyring>>>;
+
+/// The store: a redb database, its writer thread and the keyring.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: writer::Writer,
+    keyring: KeyringHandle,
+    committed: watch::Receiver<u64>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `dir` and starts the writer.
+    pub fn open(
+        dir: &Path,
+        keyring: Keyring,
+        max_batch: usize,
+    ) -> Result<(Store, writer::WriterThread), StoreError> {
+        let db = Arc::new(Database::create(dir.join(DB_FILE))?);
+        tables::ensure(&db)?;
+        let (writer, thread, committed) = writer::spawn(db.clone(), max_batch)?;
+        let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
+        Ok((
+            Store {
+                db,
+                writer,
+                keyring,
+                committed,
+            },
+            thread,
+        ))
+    }
+
+    /// The current keyring.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the keyring (after rotation).
+    pub fn set_keyring(&self, ring: Keyring) {
+        let mut guard = match self.keyring.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(ring);
+    }
+
+    /// A watch on the highest committed audit seq.
+    pub fn committed_seq(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Runs `f` inside the next group commit; answers after the commit is durable.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    /// Is the writer alive and the database readable?
+    pub fn healthy(&self) -> bool {
+        !self.writer.is_closed() && self.read().is_ok()
+    }
+}
+
+/// Decodes a JSON record.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Encodes a JSON record.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

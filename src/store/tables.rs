@@ -1,0 +1,37 @@
+//! redb table definitions. Records are JSON so that fields can be added without migrations.
+
+use redb::{Database, TableDefinition};
+
+use super::StoreError;
+
+/// Secret records by full path.
+pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// Secret versions by (full path, version).
+pub const VERSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("secret_versions");
+/// The audit log by seq.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Agents by id.
+pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
+/// Agent names → ids (names are unique).
+pub const AGENT_NAMES: TableDefinition<&str, &str> = TableDefinition::new("agent_names");
+/// Admin tokens and agent keys by SHA-256 (hex) of the credential.
+pub const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
+/// Scoped tokens by id (for revocation and listing).
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+/// Revoked sessions and tasks: `session:<agent|*>:<id>` → revocation time (unix ns).
+pub const REVOKED: TableDefinition<&str, u128> = TableDefinition::new("revoked_bindings");
+
+/// Creates every table so that read transactions never meet a missing one.
+pub fn ensure(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(SECRETS)?;
+    txn.open_table(VERSIONS)?;
+    txn.open_table(AUDIT)?;
+    txn.open_table(AGENTS)?;
+    txn.open_table(AGENT_NAMES)?;
+    txn.open_table(CREDENTIALS)?;
+    txn.open_table(TOKENS)?;
+    txn.open_table(REVOKED)?;
+    txn.commit()?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The group-commit writer. One thread owns every write transaction: it takes the write
+//! jobs that arrive together (up to `max_batch`), runs them in one redb transaction — each
+//! appending its audit events to the same transaction — commits once, durably, and only then
+//! answers each caller. A commit failure fails every job of the batch (fail closed).
+//!
+//! Jobs must check before they write: a job that returns a domain error must not have
+//! written anything (redb has no savepoints inside a dirty transaction).
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::tables::AUDIT;
+use super::{StoreError, decode, encode};
+use crate::audit::{Draft, Event, GENESIS};
+
+type Finisher = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (Finisher, bool) + Send>;
+
+/// What a job sees: the open transaction and the audit appender.
+pub struct WriteCtx<'a> {
+    /// The batch's write transaction.
+    pub txn: &'a WriteTransaction,
+    next_seq: u64,
+    last_hash: String,
+    now: time::OffsetDateTime,
+}
+
+impl WriteCtx<'_> {
+    /// Appends an audit event in this transaction; returns its seq.
+    pub fn audit(&mut self, draft: Draft) -> Result<u64, StoreError> {
+        let seq = self.next_seq;
+        let event = Event::from_draft(
+            draft,
+            seq,
+            self.last_hash.clone(),
+            crate::util::rfc3339(self.now),
+        );
+        let bytes = encode(&event)?;
+        self.txn.open_table(AUDIT)?.insert(seq, bytes.as_slice())?;
+        self.next_seq += 1;
+        self.last_hash = event.hash;
+        Ok(seq)
+    }
+
+    /// The batch's timestamp.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.now
+    }
+}
+
+/// Handle to submit jobs.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+/// The writer thread; join it after every [`Writer`] handle is dropped.
+pub struct WriterThread(JoinHandle<()>);
+
+impl WriterThread {
+    /// Waits (blocking) until the writer has drained its queue and stopped.
+    pub fn join(self) {
+        let _ = self.0.join();
+    }
+}
+
+impl Writer {
+    /// Submits a job and waits for its durable result.
+    pub async fn submit<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            let result = f(ctx);
+            let fatal = matches!(result, Err(StoreError::Db(_) | StoreError::Corrupt(_)));
+            let finish: Finisher = Box::new(move |commit| {
+                let out = match (result, commit) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(e)) => Err(e),
+                    (Ok(r), Ok(())) => Ok(r),
+                };
+                let _ = tx.send(out);
+            });
+            (finish, fatal)
+        });
+        self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Has the writer thread stopped?
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Starts the writer thread.
+pub fn spawn(
+    db: Arc<Database>,
+    max_batch: usize,
+) -> Result<(Writer, WriterThread, watch::Receiver<u64>), StoreError> {
+    let (next_seq, last_hash) = audit_head(&db)?;
+    let (tx, rx) = mpsc::channel::<Job>(8192);
+    let (seq_tx, seq_rx) = watch::channel(next_seq - 1);
+    let handle = std::thread::Builder::new()
+        .name("latchkey-writer".into())
+        .spawn(move || run(db, rx, max_batch.max(1), next_seq, last_hash, seq_tx))
+        .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
+    Ok((Writer { tx }, WriterThread(handle), seq_rx))
+}
+
+fn audit_head(db: &Database) -> Result<(u64, String), StoreError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(AUDIT)?;
+    match table.last()? {
+        Some((_, v)) => {
+            let e: Event = decode(v.value())?;
+            Ok((e.seq + 1, e.hash))
+        }
+        None => Ok((1, GENESIS.to_string())),
+    }
+}
+
+fn run(
+    db: Arc<Database>,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    mut next_seq: u64,
+    mut last_hash: String,
+    seq_tx: watch::Sender<u64>,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let txn = match db.begin_write() {
+            Ok(t) => t,
+            Err(e) => {
+                // Dropping the jobs answers their callers with `Closed` (503).
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                batch.clear();
+                continue;
+            }
+        };
+        let mut ctx = WriteCtx {
+            txn: &txn,
+            next_seq,
+            last_hash: last_hash.clone(),
+            now: time::OffsetDateTime::now_utc(),
+        };
+        let mut finishers = Vec::with_capacity(batch.len());
+        let mut poisoned = false;
+        for job in batch.drain(..) {
+            let (finish, fatal) = job(&mut ctx);
+            poisoned |= fatal;
+            finishers.push(finish);
+        }
+        let (new_seq, new_hash) = (ctx.next_seq, ctx.last_hash);
+        let outcome = if poisoned {
+            let _ = txn.abort();
+            Err("a job failed inside the transaction".to_string())
+        } else {
+            txn.commit().map_err(|e| e.to_string())
+        };
+        match outcome {
+            Ok(()) => {
+                next_seq = new_seq;
+                last_hash = new_hash;
+                let _ = seq_tx.send(next_seq - 1);
+                for f in finishers {
+                    f(Ok(()));
+                }
+            }
+            Err(msg) => {
+                tracing::error!(error = %msg, "write batch aborted; every request in it fails");
+                for f in finishers {
+                    f(Err(StoreError::Db(msg.clone())));
+                }
+            }
+        }
+    }
+}
