@@ -291,3 +291,21 @@ mod tests {
         assert!(Config::load_with_env(None, env).is_err());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod example_tests {
+    use super::*;
+
+    /// The shipped example must parse and equal the defaults it documents.
+    #[test]
+    fn example_file_is_valid_and_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml.example");
+        let cfg = Config::load_with_env(Some(&path), |_| None).unwrap();
+        let defaults = Config::default();
+        assert_eq!(
+            toml::to_string(&cfg).unwrap(),
+            toml::to_string(&defaults).unwrap()
+        );
+    }
+}

@@ -88,6 +88,9 @@ async fn serve(
         cfg.listen = "127.0.0.1:8200".into();
     }
     init_tracing(&cfg);
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     if dev {
         if !latchkey::init::is_initialised(&cfg.data_dir) {
             latchkey::init::create_keyring(&cfg.data_dir)?;
@@ -98,16 +101,13 @@ async fn serve(
             );
         }
         let token = latchkey::init::mint_admin_token(&cfg, "serve --dev").await?;
-        let addr = format!("http://{}", cfg.listen);
+        let addr = format!("http://{}", listener.local_addr()?);
         println!("export LATCHKEY_ADDR={addr}");
         println!("export LATCHKEY_TOKEN={token}");
         println!(
             "# try: curl -s -H \"Authorization: Bearer $LATCHKEY_TOKEN\" $LATCHKEY_ADDR/v1/secrets"
         );
     }
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     latchkey::run(cfg, listener, latchkey::shutdown_signal()).await
 }
 

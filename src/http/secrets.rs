@@ -310,8 +310,8 @@ pub async fn put_secret(
         max_access_count: body.max_access_count,
         if_version: body.if_version,
     };
-    let rec = state.store.put_secret(req, caller.origin.clone()).await?;
-    let status = if rec.latest_version == 1 && rec.created_at == rec.updated_at {
+    let (rec, created) = state.store.put_secret(req, caller.origin.clone()).await?;
+    let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK

@@ -160,12 +160,12 @@ fn live(rec: Option<SecretRecord>, path: &str) -> Result<SecretRecord, StoreErro
 }
 
 impl Store {
-    /// Creates or updates a secret; a value makes a new version.
+    /// Creates or updates a secret; a value makes a new version. Also says whether it was created.
     pub async fn put_secret(
         &self,
         req: PutSecret,
         origin: Origin,
-    ) -> Result<SecretRecord, StoreError> {
+    ) -> Result<(SecretRecord, bool), StoreError> {
         let keyring = self.keyring();
         self.write(move |ctx| {
             let existing = load(ctx.txn, &req.path)?;
@@ -263,7 +263,7 @@ impl Store {
                 "changed": changed,
             });
             ctx.audit(draft(&origin, event, &rec, details))?;
-            Ok(rec)
+            Ok((rec, created))
         })
         .await
     }

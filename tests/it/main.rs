@@ -1,1 +1,12 @@
-//! integration tests
+//! End-to-end tests: one binary (see STYLE.md) with a module per feature. Each test starts
+//! the real router on 127.0.0.1:0 (or the real binary) and talks HTTP to it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+mod agents_tokens;
+mod audit;
+mod binary;
+mod secrets;
+mod storage;

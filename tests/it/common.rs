@@ -1,0 +1,173 @@
+//! Test support: an in-process daemon on a random port with a fresh data directory, and a
+//! small JSON client.
+
+use std::path::Path;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use latchkey::config::Config;
+
+/// A running daemon.
+pub struct Daemon {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// An admin token.
+    pub admin: String,
+    /// The data directory (kept alive while the daemon runs).
+    pub dir: TempDir,
+    http: reqwest::Client,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A configuration for a data directory.
+pub fn config(dir: &Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.data_dir = dir.to_path_buf();
+    cfg
+}
+
+impl Daemon {
+    /// Initialises a fresh data directory and starts the daemon.
+    pub async fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let (admin, _) = latchkey::init::init(&config(dir.path())).await.unwrap();
+        Daemon::start_in(dir, admin).await
+    }
+
+    /// Starts the daemon on an existing data directory.
+    pub async fn start_in(dir: TempDir, admin: String) -> Daemon {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = oneshot::channel::<()>();
+        let cfg = config(dir.path());
+        let handle = tokio::spawn(latchkey::run(cfg, listener, async move {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Daemon {
+            base,
+            admin,
+            dir,
+            http,
+            stop,
+            handle,
+        }
+    }
+
+    /// Stops the daemon gracefully and returns its data directory.
+    pub async fn stop(self) -> (TempDir, String) {
+        let _ = self.stop.send(());
+        self.handle.await.unwrap().unwrap();
+        (self.dir, self.admin)
+    }
+
+    /// Sends a request; returns the status and the JSON body (Null when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// GET as admin.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(&self.admin.clone()), None)
+            .await
+    }
+
+    /// PUT a secret value as `token`.
+    pub async fn put(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::PUT,
+            &format!("/v1/secrets/{path}"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Creates an agent; returns (id, api key).
+    pub async fn agent(&self, name: &str, tier: u8) -> (String, String) {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                "/v1/agents",
+                Some(&self.admin.clone()),
+                Some(json!({"name": name, "trust_tier": tier})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        (
+            b["agent"]["id"].as_str().unwrap().to_string(),
+            b["api_key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Mints a scoped token from `parent`; returns (status, body).
+    pub async fn mint(&self, parent: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/v1/tokens", Some(parent), Some(body))
+            .await
+    }
+
+    /// Audit events of a type, as admin.
+    pub async fn events(&self, pattern: &str) -> Vec<Value> {
+        let (s, b) = self
+            .get(&format!("/v1/audit?event={pattern}&limit=1000"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b["events"].as_array().unwrap().clone()
+    }
+
+    /// Sends a raw HTTP/1.1 request line as written (no client-side URL normalisation);
+    /// returns the status code.
+    pub async fn raw(&self, method: &str, target: &str, body: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "{method} {target} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.admin,
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut out),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        text.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// The error code of an error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<none>")
+}
