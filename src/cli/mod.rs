@@ -1,10 +1,257 @@
 //! The command-line client: talks to the daemon over HTTP with LATCHKEY_ADDR / LATCHKEY_TOKEN.
+//!
+//! One module per command group (`secret`, `agent`, `token`, `import`, `audit`, `keys`);
+//! `client` wraps reqwest and turns every failure into one clear line. Output is a human
+//! table or `key: value` lines by default, the daemon's raw JSON with `--json`. Secret values
+//! are never taken from argv and never printed.
 
-/// Client commands (placeholder until the CLI lands).
+/// `println!` that ends the process quietly when stdout is a closed pipe (`… | head`).
+/// Defined before the `mod` lines so every command module sees it.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub mod agents;
+pub mod audit;
+pub mod client;
+pub mod import;
+pub mod keys;
+pub mod secrets;
+pub mod tokens;
+pub mod value;
+
+use serde_json::Value;
+
+/// Options shared by every client command (also accepted after the subcommand).
+#[derive(clap::Args, Clone)]
+pub struct GlobalOpts {
+    /// The daemon's address.
+    #[arg(
+        long,
+        env = "LATCHKEY_ADDR",
+        default_value = "http://127.0.0.1:8200",
+        global = true
+    )]
+    pub addr: String,
+    /// Bearer credential: an admin token, agent key or scoped token. Prefer the environment
+    /// variable: a value on the command line is visible to other local users.
+    #[arg(long, env = "LATCHKEY_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print the daemon's raw JSON response instead of tables and lines.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Client commands: each talks to a running daemon.
 #[derive(clap::Subcommand)]
-pub enum ClientCommand {}
+pub enum ClientCommand {
+    /// Store, describe, list, delete, restore and roll back secrets (values are never shown).
+    Secret {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: secrets::SecretCommand,
+    },
+    /// Register and manage agents.
+    Agent {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: agents::AgentCommand,
+    },
+    /// Mint and revoke scoped tokens.
+    Token {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: tokens::TokenCommand,
+    },
+    /// Import secrets from files.
+    Import {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: import::ImportCommand,
+    },
+    /// Read and verify the audit log (admin).
+    Audit {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
+    },
+    /// Manage the keyring's key-encryption keys (admin).
+    Keys {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: keys::KeysCommand,
+    },
+}
 
 /// Runs a client command.
 pub async fn execute(cmd: ClientCommand) -> anyhow::Result<()> {
-    match cmd {}
+    match cmd {
+        ClientCommand::Secret { opts, cmd } => secrets::run(&opts, cmd).await,
+        ClientCommand::Agent { opts, cmd } => agents::run(&opts, cmd).await,
+        ClientCommand::Token { opts, cmd } => tokens::run(&opts, cmd).await,
+        ClientCommand::Import { opts, cmd } => import::run(&opts, cmd).await,
+        ClientCommand::Audit { opts, cmd } => audit::run(&opts, cmd).await,
+        ClientCommand::Keys { opts, cmd } => keys::run(&opts, cmd).await,
+    }
+}
+
+/// Writes to stdout; a closed pipe ends the process with success, as `head` expects.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// Prints a JSON value, pretty, on stdout.
+pub(crate) fn print_json(v: &Value) {
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+/// A field as display text: strings bare, null or absent as `-`, the rest as compact JSON.
+pub(crate) fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Prints the raw JSON with `--json`, otherwise what `human` prints.
+pub(crate) fn output(opts: &GlobalOpts, v: &Value, human: impl FnOnce(&Value)) {
+    if opts.json {
+        print_json(v);
+    } else {
+        human(v);
+    }
+}
+
+/// `label` when the boolean field `key` is true, else an empty cell.
+pub(crate) fn flag(v: &Value, key: &str, label: &str) -> String {
+    if v.get(key) == Some(&Value::Bool(true)) {
+        label.into()
+    } else {
+        String::new()
+    }
+}
+
+/// An array field, or nothing.
+pub(crate) fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Prints an object's fields as `key: value` lines: those in `order` first, then the rest.
+pub(crate) fn print_fields(v: &Value, order: &[&str]) {
+    let Some(obj) = v.as_object() else {
+        print_json(v);
+        return;
+    };
+    for key in order.iter().copied().filter(|k| obj.contains_key(*k)) {
+        outln!("{key}: {}", text(v, key));
+    }
+    for key in obj.keys().filter(|k| !order.contains(&k.as_str())) {
+        outln!("{key}: {}", text(v, key));
+    }
+}
+
+/// Prints rows as left-aligned columns separated by two spaces, under a header.
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    write_stdout(format_args!("{}", format_table(header, rows)));
+}
+
+fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                let pad = widths.get(i).copied().unwrap_or(0);
+                out.push_str(&format!("{cell:<pad$}  "));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use serde_json::json;
+
+    #[derive(Parser)]
+    struct Top {
+        #[command(subcommand)]
+        cmd: ClientCommand,
+    }
+
+    #[test]
+    fn fields_as_text() {
+        let v = json!({"a": "x", "b": null, "c": 3, "d": {"k": true}});
+        assert_eq!(text(&v, "a"), "x");
+        assert_eq!(text(&v, "b"), "-");
+        assert_eq!(text(&v, "c"), "3");
+        assert_eq!(text(&v, "d"), r#"{"k":true}"#);
+        assert_eq!(text(&v, "missing"), "-");
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = format_table(
+            &["PATH", "TYPE"],
+            &[vec!["a/long/path".into(), "api_key".into()]],
+        );
+        assert_eq!(t, "PATH         TYPE\na/long/path  api_key\n");
+    }
+
+    #[test]
+    fn command_line_parses() {
+        use clap::CommandFactory;
+        Top::command().debug_assert();
+        let t =
+            Top::try_parse_from(["lk", "secret", "ls", "--json", "--addr", "http://x:1"]).unwrap();
+        let ClientCommand::Secret { opts, .. } = t.cmd else {
+            panic!("not a secret command")
+        };
+        assert!(opts.json);
+        assert_eq!(opts.addr, "http://x:1");
+        assert!(Top::try_parse_from(["lk", "import", ".env", "f", "--namespace", "n"]).is_ok());
+        assert!(Top::try_parse_from(["lk", "import", "env", "f", "--namespace", "n"]).is_ok());
+        // The value of a secret never comes from argv.
+        assert!(Top::try_parse_from(["lk", "secret", "put", "p", "hunter2"]).is_err());
+        // Revocation needs exactly one target.
+        assert!(Top::try_parse_from(["lk", "token", "revoke"]).is_err());
+        assert!(Top::try_parse_from(["lk", "token", "revoke", "t", "--agent", "a"]).is_err());
+    }
 }

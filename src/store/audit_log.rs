@@ -38,6 +38,8 @@ pub struct AuditPage {
     pub events: Vec<Event>,
     /// Pass as `from_seq` to get the next page; absent at the end.
     pub next_seq: Option<u64>,
+    /// The highest seq in the log (0 when empty).
+    pub last_seq: u64,
 }
 
 /// The result of walking the chain.
@@ -64,6 +66,7 @@ impl Store {
         let table = txn.open_table(AUDIT)?;
         let from = f.from_seq.unwrap_or(1);
         let to = f.to_seq.unwrap_or(u64::MAX);
+        let last_seq = table.last()?.map_or(0, |(k, _)| k.value());
         let mut events = Vec::new();
         let mut next_seq = None;
         if from <= to {
@@ -96,7 +99,11 @@ impl Store {
                 events.push(e);
             }
         }
-        Ok(AuditPage { events, next_seq })
+        Ok(AuditPage {
+            events,
+            next_seq,
+            last_seq,
+        })
     }
 
     /// Walks the whole chain and reports the first broken link.

@@ -165,6 +165,9 @@ fn revoke_credential(ctx: &WriteCtx<'_>, cred_id: &str, now: &str) -> Result<(),
     Ok(())
 }
 
+/// Selects the token records a revocation marks.
+type TokenFilter = Box<dyn Fn(&TokenRecord) -> bool>;
+
 fn unix_ns(t: time::OffsetDateTime) -> u128 {
     u128::try_from(t.unix_timestamp_nanos()).unwrap_or(0)
 }
@@ -462,59 +465,56 @@ impl Store {
         self.write(move |ctx| {
             let now = crate::util::rfc3339(ctx.now());
             let now_ns = unix_ns(ctx.now());
-            let (resource, details, agent_filter): (
-                String,
-                serde_json::Value,
-                Box<dyn Fn(&TokenRecord) -> bool>,
-            ) = match &target {
-                RevokeTarget::Token(id) => {
-                    if ctx.txn.open_table(TOKENS)?.get(id.as_str())?.is_none() {
-                        return Err(StoreError::NotFound(format!("no token {id}")));
+            let (resource, details, agent_filter): (String, serde_json::Value, TokenFilter) =
+                match &target {
+                    RevokeTarget::Token(id) => {
+                        if ctx.txn.open_table(TOKENS)?.get(id.as_str())?.is_none() {
+                            return Err(StoreError::NotFound(format!("no token {id}")));
+                        }
+                        let id2 = id.clone();
+                        (
+                            id.clone(),
+                            json!({"by": "token"}),
+                            Box::new(move |t: &TokenRecord| t.id == id2),
+                        )
                     }
-                    let id2 = id.clone();
-                    (
-                        id.clone(),
-                        json!({"by": "token"}),
-                        Box::new(move |t: &TokenRecord| t.id == id2),
-                    )
-                }
-                RevokeTarget::Agent(agent_id) => {
-                    let mut agent = load_agent(ctx, agent_id)?;
-                    agent.tokens_not_before = now_ns;
-                    save_agent(ctx, &agent)?;
-                    let a = agent_id.clone();
-                    (
-                        agent_id.clone(),
-                        json!({"by": "agent"}),
-                        Box::new(move |t: &TokenRecord| t.agent_id == a),
-                    )
-                }
-                RevokeTarget::Session(agent, s) | RevokeTarget::Task(agent, s) => {
-                    let kind = if matches!(target, RevokeTarget::Session(..)) {
-                        "session"
-                    } else {
-                        "task"
-                    };
-                    let scope = agent.clone().unwrap_or_else(|| "*".into());
-                    ctx.txn
-                        .open_table(REVOKED)?
-                        .insert(format!("{kind}:{scope}:{s}").as_str(), now_ns)?;
-                    let (a, s2, is_session) = (agent.clone(), s.clone(), kind == "session");
-                    (
-                        format!("{kind}:{s}"),
-                        json!({"by": kind, "agent_id": agent}),
-                        Box::new(move |t: &TokenRecord| {
-                            let binding = if is_session {
-                                &t.session_id
-                            } else {
-                                &t.task_id
-                            };
-                            binding.as_deref() == Some(s2.as_str())
-                                && a.as_ref().is_none_or(|a| *a == t.agent_id)
-                        }),
-                    )
-                }
-            };
+                    RevokeTarget::Agent(agent_id) => {
+                        let mut agent = load_agent(ctx, agent_id)?;
+                        agent.tokens_not_before = now_ns;
+                        save_agent(ctx, &agent)?;
+                        let a = agent_id.clone();
+                        (
+                            agent_id.clone(),
+                            json!({"by": "agent"}),
+                            Box::new(move |t: &TokenRecord| t.agent_id == a),
+                        )
+                    }
+                    RevokeTarget::Session(agent, s) | RevokeTarget::Task(agent, s) => {
+                        let kind = if matches!(target, RevokeTarget::Session(..)) {
+                            "session"
+                        } else {
+                            "task"
+                        };
+                        let scope = agent.clone().unwrap_or_else(|| "*".into());
+                        ctx.txn
+                            .open_table(REVOKED)?
+                            .insert(format!("{kind}:{scope}:{s}").as_str(), now_ns)?;
+                        let (a, s2, is_session) = (agent.clone(), s.clone(), kind == "session");
+                        (
+                            format!("{kind}:{s}"),
+                            json!({"by": kind, "agent_id": agent}),
+                            Box::new(move |t: &TokenRecord| {
+                                let binding = if is_session {
+                                    &t.session_id
+                                } else {
+                                    &t.task_id
+                                };
+                                binding.as_deref() == Some(s2.as_str())
+                                    && a.as_ref().is_none_or(|a| *a == t.agent_id)
+                            }),
+                        )
+                    }
+                };
             let mut marked = Vec::new();
             {
                 let table = ctx.txn.open_table(TOKENS)?;

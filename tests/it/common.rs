@@ -26,9 +26,10 @@ pub struct Daemon {
 
 /// A configuration for a data directory.
 pub fn config(dir: &Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.to_path_buf();
-    cfg
+    Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    }
 }
 
 impl Daemon {

@@ -8,5 +8,7 @@ mod common;
 mod agents_tokens;
 mod audit;
 mod binary;
+mod cli;
+mod openapi;
 mod secrets;
 mod storage;

@@ -1,0 +1,305 @@
+//! A small HTTP client for the daemon: bearer authentication, path building, and one clear
+//! line for every failure (daemon unreachable, token refused, or the API's `code: message`).
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::GlobalOpts;
+
+/// Last path segments the daemon reserves for its actions (`…/versions`, `…/restore`, …).
+pub const RESERVED: &[&str] = &["versions", "rollback", "restore", "read"];
+
+/// Timeout of an ordinary request.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of a long poll (the daemon holds those for up to a minute).
+pub const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(70);
+
+/// A connection to one daemon with one credential.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: SecretString,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client with the ordinary timeout. Fails before any request when no token is set.
+    pub fn new(opts: &GlobalOpts) -> anyhow::Result<Client> {
+        Client::with_timeout(opts, TIMEOUT)
+    }
+
+    /// A client with the given request timeout.
+    pub fn with_timeout(opts: &GlobalOpts, timeout: Duration) -> anyhow::Result<Client> {
+        let token = opts
+            .token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                anyhow!("no token: set LATCHKEY_TOKEN to an admin token, agent key or scoped token")
+            })?;
+        let base = normalise_addr(&opts.addr)?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("latchkey-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client {
+            http,
+            base,
+            token: SecretString::from(token),
+            timeout,
+        })
+    }
+
+    /// `GET path?query`.
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        self.request(Method::GET, path, query, None).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.request(Method::POST, path, &[], Some(serde_json::to_vec(body)?))
+            .await
+    }
+
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.request(Method::PATCH, path, &[], Some(serde_json::to_vec(body)?))
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.request(Method::DELETE, path, &[], None).await
+    }
+
+    /// Sends one request; `body` is JSON bytes (the caller owns any zeroizing of its copy).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.token.expose_secret());
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            bail!("{}", error_line(status.as_u16(), &bytes));
+        }
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|_| {
+            anyhow!(
+                "unexpected answer from {}: HTTP {status} without a JSON body (is this a Latchkey daemon?)",
+                self.base
+            )
+        })
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
+        if e.is_connect() {
+            anyhow!(
+                "cannot reach the Latchkey daemon at {}: is it running? (set LATCHKEY_ADDR)",
+                self.base
+            )
+        } else if e.is_timeout() {
+            anyhow!(
+                "the Latchkey daemon at {} did not answer within {} s",
+                self.base,
+                self.timeout.as_secs()
+            )
+        } else {
+            anyhow!("request to {} failed: {}", self.base, root_cause(e))
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Checks `--addr` and drops trailing slashes.
+pub fn normalise_addr(addr: &str) -> anyhow::Result<String> {
+    let addr = addr.trim().trim_end_matches('/');
+    let url = reqwest::Url::parse(addr).map_err(|e| {
+        anyhow!("LATCHKEY_ADDR {addr:?} is not a URL ({e}); e.g. http://127.0.0.1:8200")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("LATCHKEY_ADDR {addr:?} must be an http:// or https:// URL");
+    }
+    Ok(addr.to_string())
+}
+
+/// The one line shown for a failed response.
+pub fn error_line(status: u16, body: &[u8]) -> String {
+    if status == 401 {
+        return "the daemon refused the token (set LATCHKEY_TOKEN to an admin token, agent key or scoped token)".into();
+    }
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let err = parsed.as_ref().and_then(|v| v.get("error"));
+    let code = err.and_then(|e| e.get("code")).and_then(Value::as_str);
+    let message = err.and_then(|e| e.get("message")).and_then(Value::as_str);
+    match (code, message) {
+        (Some(c), Some(m)) => format!("{c}: {}", one_line(m)),
+        (Some(c), None) => c.to_string(),
+        _ => {
+            let snippet = one_line(&String::from_utf8_lossy(body));
+            if snippet.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!(
+                    "HTTP {status}: {}",
+                    snippet.chars().take(200).collect::<String>()
+                )
+            }
+        }
+    }
+}
+
+/// Collapses whitespace and control characters so an error stays on one line.
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+pub fn encode_segment(seg: &str) -> String {
+    let mut out = String::with_capacity(seg.len());
+    for b in seg.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `/v1/secrets/{path}` with each segment percent-encoded and the `/`s kept, so that an
+/// agent's absolute path `/production/x` becomes `/v1/secrets//production/x`.
+///
+/// `.` and `..` segments are refused here: URL normalisation would otherwise silently turn
+/// `a/../b` into another secret's address before the daemon could refuse it. So is a
+/// reserved last segment, which the daemon would read as an action on the parent path.
+pub fn secret_url(path: &str) -> anyhow::Result<String> {
+    if path.is_empty() || path == "/" {
+        bail!("give a secret path, e.g. production/openai/api-key");
+    }
+    let mut url = String::from("/v1/secrets/");
+    for (i, seg) in path.split('/').enumerate() {
+        if seg == "." || seg == ".." {
+            bail!("invalid_path: path may not contain `.` or `..` segments: {path}");
+        }
+        if i > 0 {
+            url.push('/');
+        }
+        url.push_str(&encode_segment(seg));
+    }
+    let last = path.rsplit('/').next().unwrap_or(path);
+    if RESERVED.contains(&last) {
+        bail!("invalid_path: {path}: the last segment may not be one of {RESERVED:?}");
+    }
+    Ok(url)
+}
+
+/// `/v1/{collection}/{id}` with the id percent-encoded.
+pub fn item_url(collection: &str, id: &str) -> anyhow::Result<String> {
+    if id.is_empty() || id == "." || id == ".." {
+        bail!("give an id");
+    }
+    Ok(format!("/v1/{collection}/{}", encode_segment(id)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_urls_keep_slashes_and_encode_segments() {
+        assert_eq!(
+            secret_url("production/openai/api-key").unwrap(),
+            "/v1/secrets/production/openai/api-key"
+        );
+        assert_eq!(
+            secret_url("/production/x").unwrap(),
+            "/v1/secrets//production/x"
+        );
+        assert_eq!(
+            secret_url("a/b c/d@e+f=g:h?#%").unwrap(),
+            "/v1/secrets/a/b%20c/d%40e%2Bf%3Dg%3Ah%3F%23%25"
+        );
+        assert_eq!(secret_url("é").unwrap(), "/v1/secrets/%C3%A9");
+        for bad in ["", "/", "a/../b", "..", "./a", "a/.", "a/versions", "read"] {
+            assert!(secret_url(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(item_url("agents", "01AB").unwrap(), "/v1/agents/01AB");
+        assert_eq!(item_url("agents", "a/b").unwrap(), "/v1/agents/a%2Fb");
+        assert!(item_url("agents", "..").is_err());
+    }
+
+    #[test]
+    fn error_lines() {
+        let body = br#"{"error":{"code":"version_conflict","message":"version conflict: expected version 1, current is 2"}}"#;
+        assert_eq!(
+            error_line(409, body),
+            "version_conflict: version conflict: expected version 1, current is 2"
+        );
+        assert!(error_line(401, body).starts_with("the daemon refused the token"));
+        assert_eq!(
+            error_line(
+                400,
+                br#"{"error":{"code":"bad_request","message":"two\nlines"}}"#
+            ),
+            "bad_request: two lines"
+        );
+        assert_eq!(error_line(502, b"Bad gateway\n"), "HTTP 502: Bad gateway");
+        assert_eq!(error_line(500, b""), "HTTP 500");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            normalise_addr("http://127.0.0.1:8200/").unwrap(),
+            "http://127.0.0.1:8200"
+        );
+        assert!(normalise_addr("127.0.0.1:8200").is_err());
+        assert!(normalise_addr("ftp://x").is_err());
+    }
+
+    #[test]
+    fn missing_token_fails_before_any_request() {
+        let opts = GlobalOpts {
+            addr: "http://127.0.0.1:1".into(),
+            token: Some("  ".into()),
+            json: false,
+        };
+        let err = Client::new(&opts).err().unwrap().to_string();
+        assert!(err.contains("LATCHKEY_TOKEN"), "{err}");
+    }
+}
