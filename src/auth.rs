@@ -75,6 +75,11 @@ pub enum Identity {
         /// The admin token's id.
         id: String,
     },
+    /// A configured approver, through an approver token.
+    Approver {
+        /// The approver's name.
+        name: String,
+    },
     /// An agent, through its key or a scoped token.
     Agent {
         /// The agent.
@@ -139,6 +144,10 @@ impl FromRequestParts<AppState> for Caller {
                     Identity::Admin { id } => Actor {
                         kind: "admin".into(),
                         id: id.clone(),
+                    },
+                    Identity::Approver { name } => Actor {
+                        kind: "approver".into(),
+                        id: name.clone(),
                     },
                     Identity::Agent {
                         agent,
@@ -226,6 +235,13 @@ async fn authenticate(state: &AppState, cred: &str) -> Result<Identity, &'static
     }
     match found.kind {
         CredentialKind::Admin => Ok(Identity::Admin { id: found.id }),
+        CredentialKind::Approver => {
+            let name = found.approver.ok_or("approver token without approver")?;
+            if !state.config.approvers.iter().any(|a| a.name == name) {
+                return Err("approver no longer configured");
+            }
+            Ok(Identity::Approver { name })
+        }
         CredentialKind::Agent => {
             let agent_id = found.agent_id.ok_or("agent key without agent")?;
             let agent = store
@@ -242,7 +258,7 @@ async fn authenticate(state: &AppState, cred: &str) -> Result<Identity, &'static
             Ok(Identity::Agent {
                 agent,
                 token: None,
-                scopes: vec![Scope::full()],
+                scopes: Scope::full(),
                 expires_at: None,
             })
         }
@@ -259,7 +275,29 @@ impl Caller {
     pub fn agent(&self) -> Option<&AgentRecord> {
         match &self.identity {
             Identity::Agent { agent, .. } => Some(agent),
-            Identity::Admin { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// The approver this caller acts as: a configured approver, or the admin when
+    /// `approvals.admin_is_approver` is set (`serve --dev`), deciding every path.
+    pub fn approver(&self, state: &AppState) -> Option<crate::config::ApproverConfig> {
+        match &self.identity {
+            Identity::Approver { name } => state
+                .config
+                .approvers
+                .iter()
+                .find(|a| a.name == *name)
+                .cloned(),
+            Identity::Admin { .. } if state.config.approvals.admin_is_approver => {
+                Some(crate::config::ApproverConfig {
+                    name: "admin".into(),
+                    patterns: vec!["**".into()],
+                    telegram_user_id: None,
+                    discord_user_id: None,
+                })
+            }
+            _ => None,
         }
     }
 
@@ -276,8 +314,8 @@ impl Caller {
     /// write paths relative to their namespace, or absolute ones with a leading `/`.
     pub fn resolve_path(&self, raw: &str) -> Result<String, ApiError> {
         let full = match (&self.identity, raw.strip_prefix('/')) {
-            (Identity::Admin { .. }, Some(abs)) => abs.to_string(),
-            (Identity::Admin { .. }, None) => raw.to_string(),
+            (Identity::Admin { .. } | Identity::Approver { .. }, Some(abs)) => abs.to_string(),
+            (Identity::Admin { .. } | Identity::Approver { .. }, None) => raw.to_string(),
             (Identity::Agent { .. }, Some(abs)) => abs.to_string(),
             (Identity::Agent { agent, .. }, None) => paths::join(&agent.namespace, raw),
         };
@@ -297,29 +335,61 @@ impl Caller {
         }
     }
 
-    /// May the caller do `action` on the full path? A refusal is audited as `access.denied`.
+    /// May the caller do `action` on the full path? Agents need a scope of their credential
+    /// and, outside their namespace, a grant (deny by default); the grant that allowed it is
+    /// returned for its limits. A refusal is audited as `access.denied`.
     pub async fn authorize(
         &self,
         state: &AppState,
         action: Action,
         full: &str,
-    ) -> Result<(), ApiError> {
-        let Identity::Agent { agent, scopes, .. } = &self.identity else {
-            return Ok(());
+    ) -> Result<Option<crate::policy::Grant>, ApiError> {
+        let (agent, scopes) = match &self.identity {
+            Identity::Admin { .. } => return Ok(None),
+            Identity::Approver { .. } => {
+                self.deny(
+                    state,
+                    paths::namespace_of(full),
+                    full,
+                    action.as_str(),
+                    "approvers decide approvals; they do not use secrets",
+                )
+                .await?;
+                return Ok(None);
+            }
+            Identity::Agent { agent, scopes, .. } => (agent, scopes),
         };
-        let reason = match paths::relative_to(&agent.namespace, full) {
-            Some(rel) if crate::scope::any_allows(scopes, action, rel) => return Ok(()),
-            Some(_) => "no scope of the credential allows this",
-            None => "outside the agent's namespace",
-        };
-        self.deny(
-            state,
-            paths::namespace_of(full),
-            full,
-            action.as_str(),
-            reason,
-        )
-        .await
+        let relative = paths::relative_to(&agent.namespace, full);
+        if !crate::scope::any_allows(scopes, action, relative, full) {
+            self.deny(
+                state,
+                paths::namespace_of(full),
+                full,
+                action.as_str(),
+                "no scope of the credential allows this",
+            )
+            .await?;
+        }
+        let grants = state.store.list_grants()?;
+        match crate::policy::check(&agent.id, &agent.namespace, action, full, &grants) {
+            crate::policy::Access::Allowed(g) => Ok(g.cloned()),
+            crate::policy::Access::Denied(reason) => {
+                let reason = if relative.is_none() && reason == "no grant allows this" {
+                    "outside the agent's namespace and no grant allows this"
+                } else {
+                    reason
+                };
+                self.deny(
+                    state,
+                    paths::namespace_of(full),
+                    full,
+                    action.as_str(),
+                    reason,
+                )
+                .await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Audits an `access.denied` event and returns the 403.

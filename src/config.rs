@@ -26,6 +26,70 @@ pub struct Config {
     pub tokens: TokenConfig,
     /// Storage tuning.
     pub store: StoreConfig,
+    /// Leases and approvals.
+    pub approvals: ApprovalsConfig,
+    /// People who may decide approvals.
+    pub approvers: Vec<ApproverConfig>,
+    /// Overrides of the approval matrix by path pattern (the API can add more).
+    pub approval_policies: Vec<crate::policy::Override>,
+}
+
+/// Lease and approval settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// How long a pending approval waits before its deadline rule applies.
+    pub default_deadline_seconds: u64,
+    /// Lease lifetime when the request names none.
+    pub default_lease_ttl_seconds: u64,
+    /// Longest lease lifetime (grants may lower it).
+    pub max_lease_ttl_seconds: u64,
+    /// Most uses one lease may carry.
+    pub max_lease_uses: u32,
+    /// The admin token also counts as an approver for every path (`serve --dev` sets it).
+    pub admin_is_approver: bool,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            default_deadline_seconds: 3600,
+            default_lease_ttl_seconds: 300,
+            max_lease_ttl_seconds: 3600,
+            max_lease_uses: 1000,
+            admin_is_approver: false,
+        }
+    }
+}
+
+/// One approver: a person who may decide approvals for some paths.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverConfig {
+    /// Unique name, shown on cards and in the audit log.
+    pub name: String,
+    /// Full-path globs this approver may decide (`production/**`); default: everything.
+    #[serde(default = "everything")]
+    pub patterns: Vec<String>,
+    /// Telegram user id, for taps on Telegram cards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram_user_id: Option<i64>,
+    /// Discord user id, for clicks on Discord cards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discord_user_id: Option<String>,
+}
+
+fn everything() -> Vec<String> {
+    vec!["**".into()]
+}
+
+impl ApproverConfig {
+    /// May this approver decide for the full path?
+    pub fn may_decide(&self, full_path: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| crate::scope::Glob::parse(p).is_ok_and(|g| g.matches(full_path)))
+    }
 }
 
 /// HTTP server settings.
@@ -68,6 +132,9 @@ impl Default for Config {
             http: HttpConfig::default(),
             tokens: TokenConfig::default(),
             store: StoreConfig::default(),
+            approvals: ApprovalsConfig::default(),
+            approvers: Vec::new(),
+            approval_policies: Vec::new(),
         }
     }
 }
@@ -194,6 +261,39 @@ impl Config {
         }
         if !(1..=4096).contains(&self.store.max_batch) {
             return bad("store.max_batch must be between 1 and 4096".into());
+        }
+        let a = &self.approvals;
+        if a.default_deadline_seconds == 0
+            || a.default_lease_ttl_seconds == 0
+            || a.default_lease_ttl_seconds > a.max_lease_ttl_seconds
+            || a.max_lease_uses == 0
+        {
+            return bad("approvals: need positive deadline, 0 < default_lease_ttl_seconds <= max_lease_ttl_seconds, max_lease_uses > 0".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for ap in &self.approvers {
+            let name_ok = !ap.name.is_empty()
+                && ap.name.len() <= 64
+                && ap
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !name_ok || ap.name == "admin" || ap.name == "deadline" {
+                return bad(format!(
+                    "approvers: {:?} is not a valid approver name (letters, digits, . _ -; not admin or deadline)",
+                    ap.name
+                ));
+            }
+            if !names.insert(ap.name.clone()) {
+                return bad(format!("approvers: {:?} is listed twice", ap.name));
+            }
+            for p in &ap.patterns {
+                crate::scope::Glob::parse(p)
+                    .map_err(|e| ConfigError::Invalid(format!("approver {}: {e}", ap.name)))?;
+            }
+        }
+        for p in &self.approval_policies {
+            p.validate().map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }

@@ -180,22 +180,30 @@ fn covers(parent: &[String], child: &[String]) -> bool {
     }
 }
 
-/// One permission: `secrets:<action|*>:<glob>` relative to the holder's namespace.
+/// One permission: `secrets:<action|*>:<glob>`, the glob relative to the holder's
+/// namespace, or absolute (a full path) when it starts with `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     /// `None` means every action.
     pub action: Option<Action>,
+    /// The glob names full paths (it was written with a leading `/`).
+    pub absolute: bool,
     /// Which paths.
     pub pattern: Glob,
 }
 
 impl Scope {
-    /// Every action on every path of the namespace: what an agent key holds.
-    pub fn full() -> Scope {
-        Scope {
-            action: None,
-            pattern: Glob::everything(),
-        }
+    /// What an agent key holds: every action on every path of its namespace, and on any
+    /// full path (where grants still decide).
+    pub fn full() -> Vec<Scope> {
+        [false, true]
+            .into_iter()
+            .map(|absolute| Scope {
+                action: None,
+                absolute,
+                pattern: Glob::everything(),
+            })
+            .collect()
     }
 
     /// Parses `secrets:read:production/openai/*`.
@@ -214,13 +222,23 @@ impl Scope {
             "*" => None,
             a => Some(Action::parse(a).ok_or_else(|| bad(format!("unknown action {a:?}")))?),
         };
+        let (absolute, pattern) = match pattern.strip_prefix('/') {
+            Some(p) => (true, p),
+            None => (false, pattern),
+        };
         let pattern = Glob::parse(pattern).map_err(bad)?;
-        Ok(Scope { action, pattern })
+        Ok(Scope {
+            action,
+            absolute,
+            pattern,
+        })
     }
 
-    /// Does this scope allow `action` on the relative `path`?
-    pub fn allows(&self, action: Action, path: &str) -> bool {
-        self.action.is_none_or(|a| a == action) && self.pattern.matches(path)
+    /// Does this scope allow `action` on a path, given as relative to the holder's
+    /// namespace (None when outside it) and as a full path?
+    pub fn allows(&self, action: Action, relative: Option<&str>, full: &str) -> bool {
+        let path = if self.absolute { Some(full) } else { relative };
+        self.action.is_none_or(|a| a == action) && path.is_some_and(|p| self.pattern.matches(p))
     }
 
     /// Is `child` no wider than `self`?
@@ -230,20 +248,21 @@ impl Scope {
             (Some(a), Some(b)) => a == b,
             (Some(_), None) => false,
         };
-        action_ok && self.pattern.covers(&child.pattern)
+        action_ok && self.absolute == child.absolute && self.pattern.covers(&child.pattern)
     }
 }
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let action = self.action.map_or("*", Action::as_str);
-        write!(f, "secrets:{action}:{}", self.pattern)
+        let slash = if self.absolute { "/" } else { "" };
+        write!(f, "secrets:{action}:{slash}{}", self.pattern)
     }
 }
 
 /// Does some scope in `set` allow the action on the path?
-pub fn any_allows(set: &[Scope], action: Action, path: &str) -> bool {
-    set.iter().any(|s| s.allows(action, path))
+pub fn any_allows(set: &[Scope], action: Action, relative: Option<&str>, full: &str) -> bool {
+    set.iter().any(|s| s.allows(action, relative, full))
 }
 
 /// Is every scope of `child` covered by some scope of `parent`?
@@ -266,6 +285,7 @@ mod tests {
             "secrets:read:production/openai/*",
             "secrets:*:**",
             "secrets:write:a/**/b",
+            "secrets:read:/production/openai/*",
         ] {
             assert_eq!(s(x).to_string(), x);
         }
@@ -319,6 +339,24 @@ mod tests {
             &[s("secrets:read:a/*")],
             &[s("secrets:read:a/b"), s("secrets:read:b/c")]
         ));
+    }
+
+    #[test]
+    fn absolute_scopes() {
+        let abs = s("secrets:read:/production/**");
+        assert!(abs.allows(Action::Read, None, "production/x"));
+        assert!(!abs.allows(
+            Action::Read,
+            Some("production/x"),
+            "entities/a/production/x"
+        ));
+        assert!(!s("secrets:read:**").allows(Action::Read, None, "production/x"));
+        let key = Scope::full();
+        assert!(set_covers(&key, &[abs.clone(), s("secrets:list:a/*")]));
+        assert!(
+            !s("secrets:read:**").covers(&abs),
+            "relative never covers absolute"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{JsonBody, Path, Query};
-use crate::auth::Caller;
+use crate::auth::{Caller, Identity};
 use crate::error::ApiError;
 use crate::scope::Action;
 use crate::state::AppState;
@@ -383,42 +383,62 @@ pub async fn list(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let raw_prefix = q.prefix.unwrap_or_default();
     crate::paths::validate_prefix(raw_prefix.trim_start_matches('/'))?;
-    let (full_prefix, scopes) = match &caller.identity {
-        crate::auth::Identity::Admin { .. } => {
-            (raw_prefix.trim_start_matches('/').to_string(), None)
+    let grants = state.store.list_grants()?;
+    let (full_prefix, agent) = match &caller.identity {
+        Identity::Admin { .. } => (raw_prefix.trim_start_matches('/').to_string(), None),
+        Identity::Approver { .. } => {
+            caller
+                .deny(
+                    &state,
+                    "",
+                    &raw_prefix,
+                    "list",
+                    "approvers decide approvals; they do not use secrets",
+                )
+                .await?;
+            return Err(ApiError::AccessDenied("access denied".into()));
         }
-        crate::auth::Identity::Agent { agent, scopes, .. } => {
-            if raw_prefix.starts_with('/') {
-                let abs = raw_prefix.trim_start_matches('/');
-                let inside =
-                    abs == agent.namespace || abs.starts_with(&format!("{}/", agent.namespace));
-                if !inside {
-                    caller
-                        .deny(
-                            &state,
-                            crate::paths::namespace_of(abs),
-                            abs,
-                            "list",
-                            "outside the agent's namespace",
-                        )
-                        .await?;
-                }
-                (
-                    abs.to_string(),
-                    Some((agent.namespace.clone(), scopes.clone())),
-                )
-            } else {
-                (
-                    format!("{}/{}", agent.namespace, raw_prefix),
-                    Some((agent.namespace.clone(), scopes.clone())),
-                )
+        Identity::Agent { agent, scopes, .. } => {
+            let full = match raw_prefix.strip_prefix('/') {
+                Some(abs) => abs.to_string(),
+                None => format!("{}/{}", agent.namespace, raw_prefix),
+            };
+            let inside =
+                full.starts_with(&format!("{}/", agent.namespace)) || full == agent.namespace;
+            let may_list_outside = grants
+                .iter()
+                .any(|g| g.actions.contains(&Action::List) && g.names(&agent.id, &agent.namespace));
+            if !inside && !may_list_outside {
+                caller
+                    .deny(
+                        &state,
+                        crate::paths::namespace_of(&full),
+                        &full,
+                        "list",
+                        "outside the agent's namespace and no grant allows listing",
+                    )
+                    .await?;
             }
+            (full, Some((agent.clone(), scopes.clone())))
         }
     };
-    let keep = |r: &SecretRecord| match &scopes {
+    // Each record is shown only when the caller may describe it.
+    let keep = |r: &SecretRecord| match &agent {
         None => true,
-        Some((ns, scopes)) => crate::paths::relative_to(ns, &r.path)
-            .is_some_and(|rel| crate::scope::any_allows(scopes, Action::List, rel)),
+        Some((agent, scopes)) => {
+            let rel = crate::paths::relative_to(&agent.namespace, &r.path);
+            crate::scope::any_allows(scopes, Action::List, rel, &r.path)
+                && matches!(
+                    crate::policy::check(
+                        &agent.id,
+                        &agent.namespace,
+                        Action::List,
+                        &r.path,
+                        &grants
+                    ),
+                    crate::policy::Access::Allowed(_)
+                )
+        }
     };
     let recs = state.store.list_secrets(
         &full_prefix,

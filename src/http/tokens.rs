@@ -107,6 +107,18 @@ pub async fn mint(
                 .ok_or_else(|| ApiError::NotFound(format!("no agent {id}")))?;
             (agent, None, None, None)
         }
+        Identity::Approver { .. } => {
+            caller
+                .deny(
+                    &state,
+                    "",
+                    "tokens",
+                    "mint",
+                    "approvers do not mint agent tokens",
+                )
+                .await?;
+            return Err(ApiError::AccessDenied("access denied".into()));
+        }
         Identity::Agent {
             agent,
             token,

@@ -18,6 +18,8 @@ pub enum CredentialKind {
     Admin,
     /// An agent's long-lived API key.
     Agent,
+    /// An approver's API token (the approver is named in config).
+    Approver,
 }
 
 /// A credential record, found by the hash of the presented secret.
@@ -33,6 +35,9 @@ pub struct Credential {
     pub created_at: String,
     /// Revocation time.
     pub revoked_at: Option<String>,
+    /// For approver tokens, the approver's name.
+    #[serde(default)]
+    pub approver: Option<String>,
 }
 
 /// An agent.
@@ -189,6 +194,7 @@ impl Store {
                 agent_id: None,
                 created_at: crate::util::rfc3339(ctx.now()),
                 revoked_at: None,
+                approver: None,
             };
             insert_credential(ctx, &t, &cred)?;
             audit(
@@ -247,6 +253,7 @@ impl Store {
                     agent_id: Some(id.clone()),
                     created_at: now,
                     revoked_at: None,
+                    approver: None,
                 };
                 insert_credential(ctx, &k, &cred)?;
                 save_agent(ctx, &agent)?;
@@ -338,6 +345,7 @@ impl Store {
                     agent_id: Some(agent.id.clone()),
                     created_at: now,
                     revoked_at: None,
+                    approver: None,
                 };
                 insert_credential(ctx, &k, &cred)?;
                 save_agent(ctx, &agent)?;
@@ -527,6 +535,47 @@ impl Store {
                 }
             }
             let count = marked.len() as u64;
+            // Leases go with their tokens (and the tokens minted from them), agent, session or task.
+            let mut gone: std::collections::HashSet<String> =
+                marked.iter().map(|t| t.id.clone()).collect();
+            if !gone.is_empty() {
+                let all: Vec<TokenRecord> = {
+                    let table = ctx.txn.open_table(TOKENS)?;
+                    let mut v = Vec::new();
+                    for item in table.iter()? {
+                        v.push(decode::<TokenRecord>(item?.1.value())?);
+                    }
+                    v
+                };
+                loop {
+                    let before = gone.len();
+                    for t in &all {
+                        if t.parent.as_ref().is_some_and(|p| gone.contains(p)) {
+                            gone.insert(t.id.clone());
+                        }
+                    }
+                    if gone.len() == before {
+                        break;
+                    }
+                }
+            }
+            let lease_filter = |l: &super::LeaseRecord| {
+                l.token_id.as_ref().is_some_and(|t| gone.contains(t))
+                    || match &target {
+                        RevokeTarget::Agent(a) => l.agent_id == *a,
+                        RevokeTarget::Session(agent, s) => {
+                            l.session_id.as_deref() == Some(s.as_str())
+                                && agent.as_ref().is_none_or(|a| *a == l.agent_id)
+                        }
+                        RevokeTarget::Task(agent, t) => {
+                            l.task_id.as_deref() == Some(t.as_str())
+                                && agent.as_ref().is_none_or(|a| *a == l.agent_id)
+                        }
+                        RevokeTarget::Token(_) => false,
+                    }
+            };
+            let leases =
+                super::leases::revoke_open_leases(ctx, &origin, "token revoked", lease_filter)?;
             let mut table = ctx.txn.open_table(TOKENS)?;
             for mut t in marked {
                 t.revoked_at = Some(now.clone());
@@ -535,6 +584,7 @@ impl Store {
             drop(table);
             let mut details = details;
             details["revoked"] = json!(count);
+            details["leases_revoked"] = json!(leases);
             audit(
                 ctx,
                 &origin,
@@ -552,5 +602,41 @@ impl Store {
     /// Appends a stand-alone event: refused attempts (`auth.failed`, `access.denied`), key events.
     pub async fn append_event(&self, draft: Draft) -> Result<(), StoreError> {
         self.write(move |ctx| ctx.audit(draft).map(|_| ())).await
+    }
+}
+
+impl Store {
+    /// Issues an API token for a configured approver; returns (token, id).
+    pub async fn create_approver_token(
+        &self,
+        name: String,
+        origin: Origin,
+    ) -> Result<(String, String), StoreError> {
+        let token = crate::util::random_token("lk_appr_");
+        let id = crate::util::new_id();
+        let (t, i) = (token.clone(), id.clone());
+        self.write(move |ctx| {
+            let cred = Credential {
+                id: i.clone(),
+                kind: CredentialKind::Approver,
+                agent_id: None,
+                created_at: crate::util::rfc3339(ctx.now()),
+                revoked_at: None,
+                approver: Some(name.clone()),
+            };
+            insert_credential(ctx, &t, &cred)?;
+            audit(
+                ctx,
+                &origin,
+                "token.issued",
+                "",
+                &i,
+                "issue",
+                json!({"kind": "approver", "approver": name}),
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok((token, id))
     }
 }

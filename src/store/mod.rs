@@ -6,6 +6,8 @@
 
 mod audit_log;
 mod identity;
+mod leases;
+mod policies;
 mod secrets;
 pub(crate) mod tables;
 pub(crate) mod writer;
@@ -14,10 +16,13 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+
+use crate::notice::Notices;
 
 pub use audit_log::{AuditFilter, AuditPage, VerifyReport, parse_query_time};
 pub use identity::{AgentRecord, Credential, CredentialKind, RevokeTarget, TokenRecord};
+pub use leases::{ApprovalRecord, LeaseRecord, NewLease, ReadOutcome, VoteResult};
 pub use secrets::{PutSecret, SecretRecord, VersionInfo};
 pub use writer::WriteCtx;
 
@@ -109,6 +114,7 @@ pub struct Store {
     writer: writer::Writer,
     keyring: KeyringHandle,
     committed: watch::Receiver<u64>,
+    hooks: writer::Hooks,
 }
 
 impl Store {
@@ -120,7 +126,11 @@ impl Store {
     ) -> Result<(Store, writer::WriterThread), StoreError> {
         let db = Arc::new(Database::create(dir.join(DB_FILE))?);
         tables::ensure(&db)?;
-        let (writer, thread, committed) = writer::spawn(db.clone(), max_batch)?;
+        let hooks = writer::Hooks {
+            notices: Notices::new(4096),
+            deadlines: Arc::new(Notify::new()),
+        };
+        let (writer, thread, committed) = writer::spawn(db.clone(), max_batch, hooks.clone())?;
         let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
         Ok((
             Store {
@@ -128,6 +138,7 @@ impl Store {
                 writer,
                 keyring,
                 committed,
+                hooks,
             },
             thread,
         ))
@@ -148,6 +159,16 @@ impl Store {
             Err(poisoned) => poisoned.into_inner(),
         };
         *guard = Arc::new(ring);
+    }
+
+    /// The notice stream (published after each commit).
+    pub fn notices(&self) -> &Notices {
+        &self.hooks.notices
+    }
+
+    /// Notified when a commit added a deadline.
+    pub fn deadline_wake(&self) -> Arc<Notify> {
+        self.hooks.deadlines.clone()
     }
 
     /// A watch on the highest committed audit seq.

@@ -45,13 +45,14 @@ pub struct SecretRecord {
     pub deleted_at: Option<String>,
 }
 
+/// One stored version: who wrote it and its sealed value.
 #[derive(Serialize, Deserialize)]
-struct VersionRecord {
-    version: u64,
-    created_at: String,
-    created_by: String,
-    source: Option<String>,
-    sealed: Sealed,
+pub(super) struct VersionRecord {
+    pub(super) version: u64,
+    pub(super) created_at: String,
+    pub(super) created_by: String,
+    pub(super) source: Option<String>,
+    pub(super) sealed: Sealed,
 }
 
 /// One version, as listed (never the value).

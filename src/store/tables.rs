@@ -21,6 +21,21 @@ pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// Revoked sessions and tasks: `session:<agent|*>:<id>` → revocation time (unix ns).
 pub const REVOKED: TableDefinition<&str, u128> = TableDefinition::new("revoked_bindings");
 
+/// Grants by id.
+pub const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
+/// Approval-matrix overrides set through the API, by pattern.
+pub const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_policies");
+/// Leases by id.
+pub const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+/// (agent id, lease id) → 0: an agent's leases in creation order (ULIDs sort by time).
+pub const AGENT_LEASES: TableDefinition<(&str, &str), u8> = TableDefinition::new("agent_leases");
+/// Leases not yet in a final state → agent id.
+pub const OPEN_LEASES: TableDefinition<&str, &str> = TableDefinition::new("open_leases");
+/// Approvals by id.
+pub const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals");
+/// The deadline queue: (unix seconds, `lease:<id>` or `approval:<id>`) → 0.
+pub const DEADLINES: TableDefinition<(i64, &str), u8> = TableDefinition::new("deadlines");
+
 /// Creates every table so that read transactions never meet a missing one.
 pub fn ensure(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -32,6 +47,13 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(CREDENTIALS)?;
     txn.open_table(TOKENS)?;
     txn.open_table(REVOKED)?;
+    txn.open_table(GRANTS)?;
+    txn.open_table(POLICIES)?;
+    txn.open_table(LEASES)?;
+    txn.open_table(AGENT_LEASES)?;
+    txn.open_table(OPEN_LEASES)?;
+    txn.open_table(APPROVALS)?;
+    txn.open_table(DEADLINES)?;
     txn.commit()?;
     Ok(())
 }

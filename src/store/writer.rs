@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::tables::AUDIT;
 use super::{StoreError, decode, encode};
 use crate::audit::{Draft, Event, GENESIS};
+use crate::notice::{Notice, Notices};
 
 type Finisher = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (Finisher, bool) + Send>;
@@ -26,6 +27,8 @@ pub struct WriteCtx<'a> {
     next_seq: u64,
     last_hash: String,
     now: time::OffsetDateTime,
+    notices: Vec<Notice>,
+    deadline_added: bool,
 }
 
 impl WriteCtx<'_> {
@@ -49,6 +52,30 @@ impl WriteCtx<'_> {
     pub fn now(&self) -> time::OffsetDateTime {
         self.now
     }
+
+    /// The batch's timestamp in unix seconds.
+    pub fn now_unix(&self) -> i64 {
+        self.now.unix_timestamp()
+    }
+
+    /// Queues a notice, published only if the batch commits.
+    pub fn notify(&mut self, n: Notice) {
+        self.notices.push(n);
+    }
+
+    /// Tells the deadline worker to look again after the commit.
+    pub fn deadline_added(&mut self) {
+        self.deadline_added = true;
+    }
+}
+
+/// Where committed batches announce themselves.
+#[derive(Clone)]
+pub struct Hooks {
+    /// The notice stream.
+    pub notices: Notices,
+    /// Wakes the deadline worker.
+    pub deadlines: Arc<Notify>,
 }
 
 /// Handle to submit jobs.
@@ -102,13 +129,14 @@ impl Writer {
 pub fn spawn(
     db: Arc<Database>,
     max_batch: usize,
+    hooks: Hooks,
 ) -> Result<(Writer, WriterThread, watch::Receiver<u64>), StoreError> {
     let (next_seq, last_hash) = audit_head(&db)?;
     let (tx, rx) = mpsc::channel::<Job>(8192);
     let (seq_tx, seq_rx) = watch::channel(next_seq - 1);
     let handle = std::thread::Builder::new()
         .name("latchkey-writer".into())
-        .spawn(move || run(db, rx, max_batch.max(1), next_seq, last_hash, seq_tx))
+        .spawn(move || run(db, rx, max_batch.max(1), next_seq, last_hash, seq_tx, hooks))
         .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
     Ok((Writer { tx }, WriterThread(handle), seq_rx))
 }
@@ -132,6 +160,7 @@ fn run(
     mut next_seq: u64,
     mut last_hash: String,
     seq_tx: watch::Sender<u64>,
+    hooks: Hooks,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
@@ -156,6 +185,8 @@ fn run(
             next_seq,
             last_hash: last_hash.clone(),
             now: time::OffsetDateTime::now_utc(),
+            notices: Vec::new(),
+            deadline_added: false,
         };
         let mut finishers = Vec::with_capacity(batch.len());
         let mut poisoned = false;
@@ -164,7 +195,8 @@ fn run(
             poisoned |= fatal;
             finishers.push(finish);
         }
-        let (new_seq, new_hash) = (ctx.next_seq, ctx.last_hash);
+        let (new_seq, new_hash, notices, deadline_added) =
+            (ctx.next_seq, ctx.last_hash, ctx.notices, ctx.deadline_added);
         let outcome = if poisoned {
             let _ = txn.abort();
             Err("a job failed inside the transaction".to_string())
@@ -176,8 +208,15 @@ fn run(
                 next_seq = new_seq;
                 last_hash = new_hash;
                 let _ = seq_tx.send(next_seq - 1);
+                // Callers first, so a request is answered before its notice wakes a poller.
                 for f in finishers {
                     f(Ok(()));
+                }
+                for n in notices {
+                    hooks.notices.publish(n);
+                }
+                if deadline_added {
+                    hooks.deadlines.notify_one();
                 }
             }
             Err(msg) => {
