@@ -55,6 +55,18 @@ pub enum ApiError {
     /// The endpoint exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The lease or secret is past its time (or its access count).
+    #[error("{0}")]
+    Expired(String),
+    /// The lease is in a state that cannot be used.
+    #[error("{0}")]
+    LeaseNotActive(String),
+    /// The approval was decided already.
+    #[error("{0}")]
+    AlreadyDecided(String),
+    /// Too many requests under a limit.
+    #[error("{0}")]
+    RateLimited(String),
     /// Body over the configured limit.
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -98,6 +110,10 @@ impl ApiError {
             Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             SecretDeleted(_) => (StatusCode::CONFLICT, "secret_deleted"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Expired(_) => (StatusCode::GONE, "expired"),
+            LeaseNotActive(_) => (StatusCode::CONFLICT, "lease_not_active"),
+            AlreadyDecided(_) => (StatusCode::CONFLICT, "already_decided"),
+            RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod deadlines;
 pub mod dotenv;
 pub mod error;
 pub mod http;
@@ -81,6 +82,8 @@ pub async fn run(
         master_key: Arc::new(master),
         keys_lock: Arc::new(tokio::sync::Mutex::new(())),
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx));
     let app = http::router(state);
     tracing::info!(addr = %listener.local_addr()?, "latchkey is listening");
     axum::serve(
@@ -90,7 +93,10 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await
     .context("the HTTP server failed")?;
-    // The router (and with it every store handle) is gone: the writer drains and stops.
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    // The router and the worker (and with them every store handle) are gone: the writer
+    // drains and stops.
     tokio::task::spawn_blocking(move || writer.join())
         .await
         .ok();

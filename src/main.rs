@@ -84,6 +84,11 @@ async fn serve(
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let mut cfg = load_config(config, data_dir, listen.clone())?;
+    if dev {
+        // In development the admin token may answer approvals, so the whole flow works
+        // from the CLI alone.
+        cfg.approvals.admin_is_approver = true;
+    }
     if dev && listen.is_none() && std::env::var_os("LATCHKEY_LISTEN").is_none() {
         cfg.listen = "127.0.0.1:8200".into();
     }

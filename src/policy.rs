@@ -266,10 +266,18 @@ pub fn check<'a>(
     grants: &'a [Grant],
 ) -> Access<'a> {
     let own = crate::paths::relative_to(agent_namespace, full_path).is_some();
-    let mut applicable = grants
+    // When several grants apply, the most specific pattern decides (its limits apply);
+    // on a tie a grant naming the agent beats one naming its namespace.
+    let best = grants
         .iter()
-        .filter(|g| g.applies(agent_id, agent_namespace, action, full_path));
-    match (own, applicable.next()) {
+        .filter(|g| g.applies(agent_id, agent_namespace, action, full_path))
+        .max_by_key(|g| {
+            (
+                specificity(&g.pattern),
+                matches!(g.subject, Subject::Agent(_)),
+            )
+        });
+    match (own, best) {
         (_, Some(g)) => Access::Allowed(Some(g)),
         (true, None) => {
             // A grant in its own namespace for other actions narrows it.
@@ -426,5 +434,17 @@ mod tests {
             check("a1", ns, Action::Read, "entities/a1/dev/k", &narrow),
             Access::Allowed(None)
         ));
+    }
+
+    #[test]
+    fn the_most_specific_grant_decides() {
+        let mut narrow = grant(Subject::Agent("a1".into()), "bundles/*", &[Action::Read]);
+        narrow.limits.keys = Some(vec!["K".into()]);
+        let broad = grant(Subject::Namespace("entities".into()), "**", &[Action::Read]);
+        let gs = [broad, narrow];
+        match check("a1", "entities/a1", Action::Read, "bundles/x", &gs) {
+            Access::Allowed(Some(g)) => assert_eq!(g.pattern, "bundles/*"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -3,7 +3,10 @@
 //! handlers' annotations.
 
 mod agents;
+mod approvals;
 mod audit;
+mod grants;
+mod leases;
 mod secrets;
 mod system;
 mod tokens;
@@ -45,6 +48,9 @@ pub struct Path<T>(pub T);
         agents::create, agents::list, agents::get_one, agents::update, agents::rotate_key,
         tokens::mint, tokens::revoke, tokens::revoke_one,
         audit::query, audit::verify,
+        leases::request, leases::show, leases::list, leases::revoke, leases::secret, leases::read_now,
+        approvals::list, approvals::show, approvals::vote, approvals::approver_token,
+        grants::create, grants::put, grants::list, grants::delete, grants::put_policy, grants::list_policies, grants::delete_policy,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -93,6 +99,26 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", post(tokens::mint))
         .route("/v1/tokens/revoke", post(tokens::revoke))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke_one))
+        .route("/v1/leases", post(leases::request).get(leases::list))
+        .route("/v1/leases/{id}", get(leases::show).delete(leases::revoke))
+        .route("/v1/leases/{id}/secret", post(leases::secret))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::show))
+        .route("/v1/approvals/{id}/votes", post(approvals::vote))
+        .route(
+            "/v1/approvers/{name}/tokens",
+            post(approvals::approver_token),
+        )
+        .route("/v1/grants", post(grants::create).get(grants::list))
+        .route(
+            "/v1/grants/{id}",
+            axum::routing::put(grants::put).delete(grants::delete),
+        )
+        .route("/v1/approval-policies", get(grants::list_policies))
+        .route(
+            "/v1/approval-policies/{*pattern}",
+            axum::routing::put(grants::put_policy).delete(grants::delete_policy),
+        )
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

@@ -212,28 +212,39 @@ pub async fn get_dispatch(
     }
 }
 
-/// `POST /v1/secrets/{*path}`: `…/rollback` or `…/restore`.
+/// `POST /v1/secrets/{*path}`: `…/rollback`, `…/restore` or `…/read`.
 pub async fn post_dispatch(
     state: State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    match split_action(&raw, &["rollback", "restore"]) {
+    let json = |body: &[u8]| -> Result<serde_json::Value, ApiError> {
+        if body.is_empty() {
+            return Ok(serde_json::json!({}));
+        }
+        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+    };
+    match split_action(&raw, &["rollback", "restore", "read"]) {
         (base, Some("rollback")) => {
-            let body: RollbackBody =
-                serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            let body: RollbackBody = serde_json::from_value(json(&body)?)
+                .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
             Ok(
                 rollback(state, caller, Path(base.to_string()), JsonBody(body))
                     .await?
                     .into_response(),
             )
         }
+        (base, Some("read")) => {
+            let body: super::leases::ReadNow = serde_json::from_value(json(&body)?)
+                .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            super::leases::read_now(&state, &caller, base.to_string(), body).await
+        }
         (base, Some(_)) => Ok(restore(state, caller, Path(base.to_string()))
             .await?
             .into_response()),
         (_, None) => Err(ApiError::NotFound(
-            "POST takes …/rollback or …/restore".into(),
+            "POST takes …/rollback, …/restore or …/read".into(),
         )),
     }
 }

@@ -40,12 +40,25 @@ impl Daemon {
         Daemon::start_in(dir, admin).await
     }
 
+    /// Initialises a fresh data directory and starts the daemon with a changed config.
+    pub async fn start_with(tweak: impl Fn(&mut Config)) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let (admin, _) = latchkey::init::init(&config(dir.path())).await.unwrap();
+        Daemon::start_in_with(dir, admin, tweak).await
+    }
+
     /// Starts the daemon on an existing data directory.
     pub async fn start_in(dir: TempDir, admin: String) -> Daemon {
+        Daemon::start_in_with(dir, admin, |_| {}).await
+    }
+
+    /// Starts the daemon on an existing data directory with a changed config.
+    pub async fn start_in_with(dir: TempDir, admin: String, tweak: impl Fn(&mut Config)) -> Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = oneshot::channel::<()>();
-        let cfg = config(dir.path());
+        let mut cfg = config(dir.path());
+        tweak(&mut cfg);
         let handle = tokio::spawn(latchkey::run(cfg, listener, async move {
             let _ = rx.await;
         }));

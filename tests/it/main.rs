@@ -9,6 +9,7 @@ mod agents_tokens;
 mod audit;
 mod binary;
 mod cli;
+mod leases;
 mod openapi;
 mod secrets;
 mod storage;
