@@ -32,6 +32,42 @@ pub struct Config {
     pub approvers: Vec<ApproverConfig>,
     /// Overrides of the approval matrix by path pattern (the API can add more).
     pub approval_policies: Vec<crate::policy::Override>,
+    /// Audit webhook delivery.
+    pub webhooks: WebhooksConfig,
+}
+
+/// Audit webhook delivery settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Allow loopback destinations (127.0.0.0/8, ::1); `serve --dev` turns it on.
+    pub allow_loopback: bool,
+    /// Allow private, link-local and other non-public destinations.
+    pub allow_private: bool,
+    /// Timeout of one delivery attempt.
+    pub timeout_seconds: u64,
+    /// How long an event is retried before the subscription is marked failing.
+    pub retry_for_seconds: u64,
+    /// Wait before the first retry, in milliseconds (doubling after, with jitter).
+    pub min_backoff_ms: u64,
+    /// Longest wait between two retries.
+    pub max_backoff_seconds: u64,
+    /// How long a rotated-out secret keeps signing.
+    pub rotation_grace_seconds: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_loopback: false,
+            allow_private: false,
+            timeout_seconds: 10,
+            retry_for_seconds: 24 * 3600,
+            min_backoff_ms: 1000,
+            max_backoff_seconds: 3600,
+            rotation_grace_seconds: 24 * 3600,
+        }
+    }
 }
 
 /// Lease and approval settings.
@@ -135,6 +171,7 @@ impl Default for Config {
             approvals: ApprovalsConfig::default(),
             approvers: Vec::new(),
             approval_policies: Vec::new(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -291,6 +328,10 @@ impl Config {
                 crate::scope::Glob::parse(p)
                     .map_err(|e| ConfigError::Invalid(format!("approver {}: {e}", ap.name)))?;
             }
+        }
+        let w = &self.webhooks;
+        if w.timeout_seconds == 0 || w.retry_for_seconds == 0 || w.max_backoff_seconds == 0 {
+            return bad("webhooks: timeout_seconds, retry_for_seconds and max_backoff_seconds must be positive".into());
         }
         for p in &self.approval_policies {
             p.validate().map_err(ConfigError::Invalid)?;

@@ -31,6 +31,7 @@ pub mod policy;
 pub mod scope;
 pub mod state;
 pub mod store;
+pub mod subscriptions;
 pub mod util;
 
 use std::future::Future;
@@ -76,7 +77,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (store, writer, master) = open_store(&config)?;
+    let webhooks = subscriptions::Manager::new(store.clone(), &config.webhooks)?;
+    webhooks.start_all()?;
     let state = AppState {
+        webhooks: webhooks.clone(),
         store,
         config: Arc::new(config),
         master_key: Arc::new(master),
@@ -95,6 +99,8 @@ pub async fn run(
     .context("the HTTP server failed")?;
     let _ = stop_tx.send(true);
     let _ = worker.await;
+    webhooks.shutdown().await;
+    drop(webhooks);
     // The router and the worker (and with them every store handle) are gone: the writer
     // drains and stops.
     tokio::task::spawn_blocking(move || writer.join())

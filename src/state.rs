@@ -14,6 +14,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Master key, kept to re-seal the keyring on rotation.
     pub master_key: Arc<zeroize::Zeroizing<[u8; 32]>>,
+    /// Audit webhook workers.
+    pub webhooks: crate::subscriptions::Manager,
     /// Serialises keyring changes.
     pub keys_lock: Arc<tokio::sync::Mutex<()>>,
 }

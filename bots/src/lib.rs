@@ -18,7 +18,9 @@
 
 pub mod callback;
 pub mod card;
+pub mod discord;
 pub mod escape;
+pub mod telegram;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -7,6 +7,7 @@ use anyhow::{Context, anyhow, bail};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use super::GlobalOpts;
 
@@ -67,6 +68,12 @@ impl Client {
             .await
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.request(Method::PUT, path, &[], Some(serde_json::to_vec(body)?))
+            .await
+    }
+
     /// `PATCH path` with a JSON body.
     pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.request(Method::PATCH, path, &[], Some(serde_json::to_vec(body)?))
@@ -86,6 +93,35 @@ impl Client {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Value> {
+        let (status, bytes) = self.send(method, path, query, body).await?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|_| {
+            anyhow!(
+                "unexpected answer from {}: HTTP {status} without a JSON body (is this a Latchkey daemon?)",
+                self.base
+            )
+        })
+    }
+
+    /// Sends one request whose answer holds a secret value: the successful body is returned
+    /// as bytes in a buffer that is zeroized when dropped.
+    pub async fn request_secret(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        Ok(self.send(method, path, &[], None).await?.1)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(reqwest::StatusCode, Zeroizing<Vec<u8>>)> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -102,17 +138,10 @@ impl Client {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
         if !status.is_success() {
-            bail!("{}", error_line(status.as_u16(), &bytes));
+            return Err(HttpError::new(status.as_u16(), &bytes).into());
         }
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|_| {
-            anyhow!(
-                "unexpected answer from {}: HTTP {status} without a JSON body (is this a Latchkey daemon?)",
-                self.base
-            )
-        })
+        // `Vec::from` takes over the buffer when it is not shared, leaving no second copy.
+        Ok((status, Zeroizing::new(Vec::from(bytes))))
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
@@ -153,30 +182,71 @@ pub fn normalise_addr(addr: &str) -> anyhow::Result<String> {
     Ok(addr.to_string())
 }
 
-/// The one line shown for a failed response.
-pub fn error_line(status: u16, body: &[u8]) -> String {
-    if status == 401 {
-        return "the daemon refused the token (set LATCHKEY_TOKEN to an admin token, agent key or scoped token)".into();
-    }
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let err = parsed.as_ref().and_then(|v| v.get("error"));
-    let code = err.and_then(|e| e.get("code")).and_then(Value::as_str);
-    let message = err.and_then(|e| e.get("message")).and_then(Value::as_str);
-    match (code, message) {
-        (Some(c), Some(m)) => format!("{c}: {}", one_line(m)),
-        (Some(c), None) => c.to_string(),
-        _ => {
-            let snippet = one_line(&String::from_utf8_lossy(body));
-            if snippet.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                format!(
-                    "HTTP {status}: {}",
-                    snippet.chars().take(200).collect::<String>()
-                )
+/// A failed response: its HTTP status, the API's error code and message, and the one line
+/// shown for it. Callers find it with [`http_error`] to react to a status or code.
+#[derive(Debug)]
+pub struct HttpError {
+    /// HTTP status.
+    pub status: u16,
+    /// The API's stable error code (`already_decided`, `access_denied`, …), when given.
+    pub code: Option<String>,
+    /// The API's message on one line, when given.
+    pub message: Option<String>,
+    line: String,
+}
+
+impl HttpError {
+    /// Reads a failed response's body.
+    pub fn new(status: u16, body: &[u8]) -> HttpError {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let err = parsed.as_ref().and_then(|v| v.get("error"));
+        let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str);
+        let code = field("code").map(str::to_string);
+        let message = field("message").map(one_line);
+        let line = if status == 401 {
+            "the daemon refused the token (set LATCHKEY_TOKEN to an admin token, agent key or scoped token)".into()
+        } else {
+            match (&code, &message) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.clone(),
+                _ => {
+                    let snippet = one_line(&String::from_utf8_lossy(body));
+                    if snippet.is_empty() {
+                        format!("HTTP {status}")
+                    } else {
+                        format!(
+                            "HTTP {status}: {}",
+                            snippet.chars().take(200).collect::<String>()
+                        )
+                    }
+                }
             }
+        };
+        HttpError {
+            status,
+            code,
+            message,
+            line,
         }
     }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// The failed response behind an error, if that is what it is.
+pub fn http_error(e: &anyhow::Error) -> Option<&HttpError> {
+    e.downcast_ref::<HttpError>()
+}
+
+/// The one line shown for a failed response.
+pub fn error_line(status: u16, body: &[u8]) -> String {
+    HttpError::new(status, body).to_string()
 }
 
 /// Collapses whitespace and control characters so an error stays on one line.
@@ -235,6 +305,25 @@ pub fn item_url(collection: &str, id: &str) -> anyhow::Result<String> {
     Ok(format!("/v1/{collection}/{}", encode_segment(id)))
 }
 
+/// `/v1/{collection}/{pattern}` for a path glob (`production/**`): each segment
+/// percent-encoded, the `/`s kept; `.` and `..` segments refused as in [`secret_url`].
+pub fn pattern_url(collection: &str, pattern: &str) -> anyhow::Result<String> {
+    if pattern.is_empty() {
+        bail!("give a pattern, e.g. production/**");
+    }
+    let mut url = format!("/v1/{collection}/");
+    for (i, seg) in pattern.split('/').enumerate() {
+        if seg == "." || seg == ".." {
+            bail!("invalid pattern {pattern:?}: no `.` or `..` segments");
+        }
+        if i > 0 {
+            url.push('/');
+        }
+        url.push_str(&encode_segment(seg));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -261,6 +350,11 @@ mod tests {
         assert_eq!(item_url("agents", "01AB").unwrap(), "/v1/agents/01AB");
         assert_eq!(item_url("agents", "a/b").unwrap(), "/v1/agents/a%2Fb");
         assert!(item_url("agents", "..").is_err());
+        assert_eq!(
+            pattern_url("approval-policies", "prod/**").unwrap(),
+            "/v1/approval-policies/prod/%2A%2A"
+        );
+        assert!(pattern_url("approval-policies", "a/../b").is_err());
     }
 
     #[test]
@@ -280,6 +374,17 @@ mod tests {
         );
         assert_eq!(error_line(502, b"Bad gateway\n"), "HTTP 502: Bad gateway");
         assert_eq!(error_line(500, b""), "HTTP 500");
+        let e = HttpError::new(
+            409,
+            br#"{"error":{"code":"already_decided","message":"already decided"}}"#,
+        );
+        assert_eq!(
+            (e.status, e.code.as_deref(), e.message.as_deref()),
+            (409, Some("already_decided"), Some("already decided"))
+        );
+        let any: anyhow::Error = e.into();
+        assert_eq!(http_error(&any).map(|e| e.status), Some(409));
+        assert_eq!(any.to_string(), "already_decided: already decided");
     }
 
     #[test]

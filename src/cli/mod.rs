@@ -1,9 +1,11 @@
 //! The command-line client: talks to the daemon over HTTP with LATCHKEY_ADDR / LATCHKEY_TOKEN.
 //!
-//! One module per command group (`secret`, `agent`, `token`, `import`, `audit`, `keys`);
+//! One module per command group (`secret`, `agent`, `token`, `import`, `audit`, `keys`,
+//! `lease`, `approvals`/`approve`/`deny`/`approver`, `grant`, `policy`);
 //! `client` wraps reqwest and turns every failure into one clear line. Output is a human
 //! table or `key: value` lines by default, the daemon's raw JSON with `--json`. Secret values
-//! are never taken from argv and never printed.
+//! are never taken from argv, and printed only on an explicit read (`lease read`,
+//! `lease request --reveal`), alone on stdout.
 
 /// `println!` that ends the process quietly when stdout is a closed pipe (`… | head`).
 /// Defined before the `mod` lines so every command module sees it.
@@ -14,10 +16,15 @@ macro_rules! outln {
 }
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod client;
+pub mod grants;
 pub mod import;
 pub mod keys;
+pub mod lease_wait;
+pub mod leases;
+pub mod policies;
 pub mod secrets;
 pub mod tokens;
 pub mod value;
@@ -89,6 +96,57 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: keys::KeysCommand,
     },
+    /// Request, wait for, show, list, revoke and read leases.
+    Lease {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: leases::LeaseCommand,
+    },
+    /// List and show approvals waiting for a decision.
+    Approvals {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: approvals::ApprovalsCommand,
+    },
+    /// Approve a pending approval.
+    Approve(VoteArgs),
+    /// Deny a pending approval (one deny decides it).
+    Deny(VoteArgs),
+    /// Issue approver tokens (admin).
+    Approver {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: approvals::ApproverCommand,
+    },
+    /// Create, list and delete grants (admin).
+    Grant {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: grants::GrantCommand,
+    },
+    /// Set, list and remove approval policies for path patterns (admin).
+    Policy {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: policies::PolicyCommand,
+    },
+}
+
+/// Arguments of `approve` and `deny`.
+#[derive(clap::Args)]
+pub struct VoteArgs {
+    #[command(flatten)]
+    opts: GlobalOpts,
+    /// Approval id (see `latchkey approvals ls`).
+    id: String,
+    /// Why (at most 400 characters; recorded with the vote).
+    #[arg(long)]
+    reason: Option<String>,
 }
 
 /// Runs a client command.
@@ -100,6 +158,13 @@ pub async fn execute(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Import { opts, cmd } => import::run(&opts, cmd).await,
         ClientCommand::Audit { opts, cmd } => audit::run(&opts, cmd).await,
         ClientCommand::Keys { opts, cmd } => keys::run(&opts, cmd).await,
+        ClientCommand::Lease { opts, cmd } => leases::run(&opts, cmd).await,
+        ClientCommand::Approvals { opts, cmd } => approvals::run(&opts, cmd).await,
+        ClientCommand::Approve(a) => approvals::vote(&a.opts, &a.id, "approve", a.reason).await,
+        ClientCommand::Deny(a) => approvals::vote(&a.opts, &a.id, "deny", a.reason).await,
+        ClientCommand::Approver { opts, cmd } => approvals::run_approver(&opts, cmd).await,
+        ClientCommand::Grant { opts, cmd } => grants::run(&opts, cmd).await,
+        ClientCommand::Policy { opts, cmd } => policies::run(&opts, cmd).await,
     }
 }
 
@@ -253,5 +318,112 @@ mod tests {
         // Revocation needs exactly one target.
         assert!(Top::try_parse_from(["lk", "token", "revoke"]).is_err());
         assert!(Top::try_parse_from(["lk", "token", "revoke", "t", "--agent", "a"]).is_err());
+    }
+
+    #[test]
+    fn lease_approval_and_grant_commands_parse() {
+        let ok = |args: &[&str]| {
+            let mut all = vec!["lk"];
+            all.extend_from_slice(args);
+            Top::try_parse_from(all).is_ok()
+        };
+        assert!(ok(&[
+            "lease",
+            "request",
+            "/shared/x",
+            "--wait",
+            "--reveal",
+            "--timeout",
+            "20",
+            "--key",
+            "A",
+            "--key",
+            "B",
+            "--reason",
+            "deploy",
+            "--json"
+        ]));
+        assert!(!ok(&["lease", "request", "p", "--action", "write"]));
+        assert!(ok(&["lease", "show", "l1", "--wait", "60"]));
+        assert!(!ok(&["lease", "show", "l1", "--wait", "61"]));
+        assert!(ok(&["lease", "ls", "--state", "pending"]));
+        assert!(ok(&["lease", "read", "l1"]) && ok(&["lease", "revoke", "l1"]));
+        assert!(ok(&["approvals", "ls", "--all", "--json"]) && ok(&["approvals", "show", "a1"]));
+        assert!(ok(&["approve", "a1", "--reason", "ok"]) && ok(&["deny", "a1"]));
+        let t = Top::try_parse_from(["lk", "deny", "a1", "--addr", "http://x:1"]).unwrap();
+        let ClientCommand::Deny(v) = t.cmd else {
+            panic!("not deny")
+        };
+        assert_eq!((v.id.as_str(), v.opts.addr.as_str()), ("a1", "http://x:1"));
+        assert!(ok(&["approver", "token", "alice"]));
+        assert!(ok(&[
+            "grant",
+            "create",
+            "--namespace",
+            "entities",
+            "--pattern",
+            "shared/**",
+            "--action",
+            "read",
+            "--action",
+            "proxy",
+            "--max-ttl",
+            "60",
+            "--max-per-hour",
+            "5"
+        ]));
+        // Exactly one subject, at least one action.
+        assert!(!ok(&[
+            "grant",
+            "create",
+            "--pattern",
+            "p",
+            "--action",
+            "read"
+        ]));
+        assert!(!ok(&[
+            "grant",
+            "create",
+            "--agent",
+            "a",
+            "--namespace",
+            "n",
+            "--pattern",
+            "p",
+            "--action",
+            "read"
+        ]));
+        assert!(!ok(&["grant", "create", "--agent", "a", "--pattern", "p"]));
+        assert!(ok(&["grant", "ls"]) && ok(&["grant", "rm", "g1"]));
+        assert!(ok(&[
+            "policy",
+            "set",
+            "prod/**",
+            "--require",
+            "approval",
+            "--quorum",
+            "2",
+            "--deadline",
+            "60",
+            "--on-deadline",
+            "grant",
+            "--tier",
+            "1",
+            "--tier",
+            "2",
+            "--sensitivity",
+            "critical"
+        ]));
+        assert!(!ok(&["policy", "set", "prod/**", "--require", "maybe"]));
+        assert!(!ok(&[
+            "policy",
+            "set",
+            "prod/**",
+            "--require",
+            "instant",
+            "--tier",
+            "6"
+        ]));
+        assert!(ok(&["policy", "ls"]) && ok(&["policy", "rm", "prod/**"]));
     }
 }

@@ -1,11 +1,12 @@
 //! Secret values on the client side: read from a file or stdin (never argv), kept in
 //! zeroizing buffers, and serialised into request bodies that are zeroized too.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Largest value the daemon accepts, in bytes.
@@ -83,6 +84,77 @@ pub fn read_value(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
     Ok(value)
 }
 
+/// A value handed out by a lease (`POST /v1/leases/{id}/secret`), in zeroizing buffers.
+pub enum Revealed {
+    /// The value of a single secret.
+    Value(Zeroizing<String>),
+    /// The (allowed) entries of an env_bundle, sorted by key.
+    Entries(Vec<(String, Zeroizing<String>)>),
+}
+
+#[derive(Deserialize)]
+struct RevealBody {
+    value: Option<String>,
+    entries: Option<BTreeMap<String, String>>,
+}
+
+impl Revealed {
+    /// Reads the daemon's answer; every string is moved (not copied) into a zeroizing buffer.
+    pub fn parse(body: &[u8]) -> anyhow::Result<Revealed> {
+        let parsed: RevealBody = serde_json::from_slice(body)
+            .map_err(|_| anyhow::anyhow!("unexpected answer from the daemon: no value"))?;
+        match (parsed.value, parsed.entries) {
+            (Some(v), _) => Ok(Revealed::Value(Zeroizing::new(v))),
+            (None, Some(entries)) => Ok(Revealed::Entries(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, Zeroizing::new(v)))
+                    .collect(),
+            )),
+            (None, None) => bail!("unexpected answer from the daemon: no value"),
+        }
+    }
+
+    /// Prints the value alone on stdout, followed by one newline (the mirror of
+    /// `secret put`, which strips one); a bundle as `KEY=VALUE` lines, quoted for `.env`.
+    pub fn print(&self) {
+        match self {
+            Revealed::Value(v) => super::write_stdout(format_args!("{}\n", v.as_str())),
+            Revealed::Entries(entries) => {
+                for (k, v) in entries {
+                    let quoted = dotenv_quote(v);
+                    super::write_stdout(format_args!("{k}={}\n", quoted.as_str()));
+                }
+            }
+        }
+    }
+}
+
+/// A value as written in a `.env` file: bare when it is made of safe characters only,
+/// otherwise double-quoted with `\ " $` and line breaks and tabs escaped, so that
+/// `latchkey import .env` (and docker compose, python-dotenv) read it back unchanged.
+pub fn dotenv_quote(value: &str) -> Zeroizing<String> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_./:@%+,=-".contains(c);
+    if value.chars().all(safe) {
+        return Zeroizing::new(value.to_string());
+    }
+    let mut out = Zeroizing::new(String::with_capacity(value.len() * 2 + 2));
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '$' => out.push_str("\\$"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -117,5 +189,40 @@ mod tests {
         std::fs::write(&f, [0xff, 0xfe]).unwrap();
         assert!(read_value(Some(&f)).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dotenv_quoting_round_trips() {
+        for (value, want) in [
+            ("sk-abc_1.2", "sk-abc_1.2"),
+            ("", ""),
+            (
+                "postgres://u:p@h/db?x=1#frag",
+                "\"postgres://u:p@h/db?x=1#frag\"",
+            ),
+            ("a b", "\"a b\""),
+            ("k=v,w", "k=v,w"),
+            ("line one\nline two", "\"line one\\nline two\""),
+            ("q\"$HOME\\", "\"q\\\"\\$HOME\\\\\""),
+        ] {
+            assert_eq!(dotenv_quote(value).as_str(), want, "{value:?}");
+            let parsed =
+                crate::dotenv::parse(&format!("K={}\n", dotenv_quote(value).as_str())).unwrap();
+            assert_eq!(parsed[0].value.as_str(), value, "{value:?} round-trips");
+        }
+    }
+
+    #[test]
+    fn revealed_values_parse() {
+        let v = Revealed::parse(br#"{"value":"x","entries":null,"lease":{}}"#).unwrap();
+        assert!(matches!(v, Revealed::Value(ref s) if s.as_str() == "x"));
+        let e =
+            Revealed::parse(br#"{"value":null,"entries":{"B":"2","A":"1"},"lease":{}}"#).unwrap();
+        let Revealed::Entries(e) = e else {
+            panic!("entries")
+        };
+        let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["A", "B"]);
+        assert!(Revealed::parse(br#"{"lease":{}}"#).is_err());
     }
 }

@@ -10,6 +10,7 @@ mod leases;
 mod secrets;
 mod system;
 mod tokens;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -48,6 +49,7 @@ pub struct Path<T>(pub T);
         agents::create, agents::list, agents::get_one, agents::update, agents::rotate_key,
         tokens::mint, tokens::revoke, tokens::revoke_one,
         audit::query, audit::verify,
+        webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete, webhooks::rotate, webhooks::replay, webhooks::deliveries,
         leases::request, leases::show, leases::list, leases::revoke, leases::secret, leases::read_now,
         approvals::list, approvals::show, approvals::vote, approvals::approver_token,
         grants::create, grants::put, grants::list, grants::delete, grants::put_policy, grants::list_policies, grants::delete_policy,
@@ -119,6 +121,16 @@ pub fn router(state: AppState) -> Router {
             "/v1/approval-policies/{*pattern}",
             axum::routing::put(grants::put_policy).delete(grants::delete_policy),
         )
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::show)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/rotate-secret", post(webhooks::rotate))
+        .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

@@ -9,6 +9,7 @@ mod identity;
 mod leases;
 mod policies;
 mod secrets;
+mod subscriptions;
 pub(crate) mod tables;
 pub(crate) mod writer;
 
@@ -24,6 +25,7 @@ pub use audit_log::{AuditFilter, AuditPage, VerifyReport, parse_query_time};
 pub use identity::{AgentRecord, Credential, CredentialKind, RevokeTarget, TokenRecord};
 pub use leases::{ApprovalRecord, LeaseRecord, NewLease, ReadOutcome, VoteResult};
 pub use secrets::{PutSecret, SecretRecord, VersionInfo};
+pub use subscriptions::{DeliveryRecord, StoredSecret, WebhookRecord, WebhookStatus};
 pub use writer::WriteCtx;
 
 use crate::audit::Actor;

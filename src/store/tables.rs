@@ -36,6 +36,14 @@ pub const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approv
 /// The deadline queue: (unix seconds, `lease:<id>` or `approval:<id>`) → 0.
 pub const DEADLINES: TableDefinition<(i64, &str), u8> = TableDefinition::new("deadlines");
 
+/// Webhook subscriptions by id.
+pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// Each subscription's cursor: the last audit seq delivered or skipped.
+pub const WEBHOOK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("webhook_cursors");
+/// Delivery attempts by (subscription id, counter).
+pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("webhook_deliveries");
+
 /// Creates every table so that read transactions never meet a missing one.
 pub fn ensure(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -54,6 +62,9 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(OPEN_LEASES)?;
     txn.open_table(APPROVALS)?;
     txn.open_table(DEADLINES)?;
+    txn.open_table(WEBHOOKS)?;
+    txn.open_table(WEBHOOK_CURSORS)?;
+    txn.open_table(WEBHOOK_DELIVERIES)?;
     txn.commit()?;
     Ok(())
 }

@@ -1,10 +1,10 @@
-//! Standard Webhooks (<https://www.standardwebhooks.com/>) signing and verification.
+//! Standard Webhooks (<https://www.standardwebhooks.com/>) signing, verification and delivery.
 //!
 //! Latchkey streams audit events to outside systems as webhooks signed with
 //! HMAC-SHA256 exactly as the Standard Webhooks specification describes, so any
-//! consumer can verify them with an off-the-shelf library. This crate is pure:
-//! it knows nothing about HTTP clients, the daemon or storage. It takes bytes and
-//! header values and returns signatures or a verdict.
+//! consumer can verify them with an off-the-shelf library. The crate knows nothing of the
+//! daemon or its storage: signing and verification take bytes and header values; delivery
+//! takes events from a [`worker::Feed`] the daemon implements and reports attempts back.
 //!
 //! - [`mod@sign`]: the [`Secret`] type (`whsec_…`), [`sign()`] and [`signature_header`].
 //! - [`mod@verify`]: [`verify()`], [`VerifyError`] and [`WebhookHeaders`], the
@@ -23,14 +23,16 @@
 //! # Ok::<(), webhooks::VerifyError>(())
 //! ```
 //!
-//! The delivery worker (`deliver.rs`: a per-subscription cursor, ordered
-//! at-least-once delivery, retries with backoff and replay from a sequence
-//! number) comes in a later issue; it will build on [`WebhookHeaders::signed`].
+//! - [`mod@deliver`]: the HTTP sender (no redirects, bounded answers, destination policy
+//!   checked at DNS time) and the backoff schedule.
+//! - [`mod@worker`]: one subscription's ordered, at-least-once delivery loop.
 
 #![forbid(unsafe_code)]
 
+pub mod deliver;
 pub mod sign;
 pub mod verify;
+pub mod worker;
 
 pub use sign::{
     HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_SECRET_LEN, MIN_SECRET_LEN, Secret, sign,

@@ -1,0 +1,10 @@
+//! Integration tests of the approval channels, one test binary for the crate.
+
+#![allow(clippy::unwrap_used)]
+
+mod discord;
+mod discord_interactions;
+mod fake_discord;
+mod fake_telegram;
+mod telegram;
+mod telegram_updates;

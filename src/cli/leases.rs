@@ -1,0 +1,299 @@
+//! `latchkey lease …`: request a lease (optionally waiting for its approval and revealing the
+//! value), show, list, revoke and read leases. A value is printed only on an explicit ask
+//! (`lease request --reveal`, `lease read`), alone on stdout.
+
+use anyhow::bail;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{Client, LONG_POLL_TIMEOUT, item_url};
+use super::value::Revealed;
+use super::{GlobalOpts, output, print_fields, print_json, print_table, text};
+
+/// Lease commands (agents request and use leases; admins may list, show and revoke any).
+#[derive(clap::Subcommand)]
+pub enum LeaseCommand {
+    /// Request a lease on a secret; it is active at once or waits for approvers.
+    ///
+    /// Prints the lease's id, state and the rule that applied. No value is printed unless
+    /// --reveal is given, and then only the value goes to stdout.
+    Request(RequestArgs),
+    /// Show a lease; with --wait, answer as soon as its state changes.
+    Show {
+        /// Lease id.
+        id: String,
+        /// Wait up to this many seconds (at most 60) for the state to change.
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=60))]
+        wait: Option<u64>,
+    },
+    /// List leases (yours; an admin sees all), newest first.
+    Ls {
+        /// Only leases in this state: pending, active, exhausted, expired, revoked, denied.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many (default 100).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Revoke a lease (a pending one's approval is cancelled).
+    Revoke {
+        /// Lease id.
+        id: String,
+    },
+    /// Use one use of an active read lease and print the value alone on stdout.
+    Read {
+        /// Lease id.
+        id: String,
+    },
+}
+
+/// Arguments of `lease request`.
+#[derive(clap::Args)]
+pub struct RequestArgs {
+    /// Secret path (relative to your namespace, or absolute with a leading `/`).
+    pub path: String,
+    /// What the lease allows.
+    #[arg(long, default_value = "read", value_parser = ["read", "proxy"])]
+    pub action: String,
+    /// Lifetime once granted, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub ttl: Option<u64>,
+    /// Uses (default 1).
+    #[arg(long, value_name = "N")]
+    pub uses: Option<u32>,
+    /// For an env_bundle: only this key (repeat for several).
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Why you need it (shown to approvers).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Bind the lease to a session.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Bind the lease to a task.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    /// Wait until the lease is no longer pending (bounded by --timeout).
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub timeout: u64,
+    /// Once active, use the lease and print only the value on stdout (read leases).
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// Runs a lease command.
+pub async fn run(opts: &GlobalOpts, cmd: LeaseCommand) -> anyhow::Result<()> {
+    match cmd {
+        LeaseCommand::Request(args) => request(opts, args).await,
+        LeaseCommand::Show { id, wait } => {
+            let url = item_url("leases", &id)?;
+            let (client, query) = match wait {
+                Some(w) if w > 0 => (
+                    Client::with_timeout(opts, LONG_POLL_TIMEOUT)?,
+                    vec![("wait", w.to_string())],
+                ),
+                _ => (Client::new(opts)?, vec![]),
+            };
+            let lease = client.get(&url, &query).await?;
+            output(opts, &lease, print_lease);
+            Ok(())
+        }
+        LeaseCommand::Ls { state, limit } => {
+            let mut query = Vec::new();
+            if let Some(s) = state {
+                query.push(("state", s));
+            }
+            if let Some(l) = limit {
+                query.push(("limit", l.to_string()));
+            }
+            let resp = Client::new(opts)?.get("/v1/leases", &query).await?;
+            output(opts, &resp, print_list);
+            Ok(())
+        }
+        LeaseCommand::Revoke { id } => {
+            let resp = Client::new(opts)?.delete(&item_url("leases", &id)?).await?;
+            output(opts, &resp, |l| {
+                outln!("lease {} is now {}", text(l, "id"), text(l, "state"));
+            });
+            Ok(())
+        }
+        LeaseCommand::Read { id } => reveal(opts, &Client::new(opts)?, &id).await,
+    }
+}
+
+fn print_lease(l: &Value) {
+    let mut v = l.clone();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("policy".into(), json!(text(&l["policy"], "source")));
+        if let Some(a) = l.get("approval").filter(|a| a.is_object()) {
+            let summary = format!(
+                "{} {} ({}/{} votes, deadline {}, decided by {})",
+                text(a, "id"),
+                text(a, "state"),
+                text(a, "votes"),
+                text(a, "votes_needed"),
+                text(a, "deadline"),
+                text(a, "decided_by")
+            );
+            obj.insert("approval".into(), json!(summary));
+        }
+        obj.remove("expires_at");
+    }
+    #[rustfmt::skip]
+    let order = ["id", "state", "path", "action", "agent_name", "trust_tier", "sensitivity", "policy",
+        "approval", "uses", "uses_left", "ttl_seconds", "expires_at_rfc3339", "reason"];
+    print_fields(&v, &order);
+}
+
+fn print_list(resp: &Value) {
+    let rows: Vec<Vec<String>> = resp
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|l| {
+            vec![
+                text(l, "id"),
+                text(l, "state"),
+                text(l, "agent_name"),
+                text(l, "path"),
+                text(l, "action"),
+                format!("{}/{}", text(l, "uses_left"), text(l, "uses")),
+                text(l, "expires_at_rfc3339"),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        eprintln!("no leases");
+    } else {
+        #[rustfmt::skip]
+        print_table(&["ID", "STATE", "AGENT", "PATH", "ACTION", "USES", "EXPIRES"], &rows);
+    }
+}
+
+/// Uses one use of a lease and prints the value (or, with --json, the daemon's answer).
+async fn reveal(opts: &GlobalOpts, client: &Client, id: &str) -> anyhow::Result<()> {
+    let url = format!("{}/secret", item_url("leases", id)?);
+    let body = client.request_secret(Method::POST, &url).await?;
+    if opts.json {
+        print_json(&serde_json::from_slice(&body)?);
+    } else {
+        Revealed::parse(&body)?.print();
+    }
+    Ok(())
+}
+
+async fn request(opts: &GlobalOpts, a: RequestArgs) -> anyhow::Result<()> {
+    if a.reveal && a.action != "read" {
+        bail!(
+            "--reveal prints a value: it needs a read lease, not {}",
+            a.action
+        );
+    }
+    let client = Client::new(opts)?;
+    let mut body = json!({"path": a.path, "action": a.action});
+    let optional = [
+        ("ttl_seconds", a.ttl.map(Value::from)),
+        ("uses", a.uses.map(Value::from)),
+        ("keys", (!a.keys.is_empty()).then(|| json!(a.keys))),
+        ("reason", a.reason.map(Value::from)),
+        ("session_id", a.session.map(Value::from)),
+        ("task_id", a.task.map(Value::from)),
+    ];
+    for (k, v) in optional {
+        if let (Some(v), Some(obj)) = (v, body.as_object_mut()) {
+            obj.insert(k.into(), v);
+        }
+    }
+    let mut lease = client.post("/v1/leases", &body).await?;
+    let id = text(&lease, "id");
+    // With --reveal or --json stdout is kept for the value or the JSON.
+    let quiet = a.reveal || opts.json;
+    let line = format!(
+        "lease {id}: {} (policy: {})",
+        text(&lease, "state"),
+        text(&lease["policy"], "source")
+    );
+    if quiet {
+        eprintln!("{line}");
+    } else {
+        outln!("{line}");
+    }
+    if state(&lease) == "pending" {
+        let appr = text(&lease["approval"], "id");
+        eprintln!(
+            "approval {appr}: needs {} vote(s) by {}",
+            text(&lease["approval"], "votes_needed"),
+            text(&lease["approval"], "deadline")
+        );
+        eprintln!("waiting for approval (approve with: latchkey approve {appr})");
+        if a.wait {
+            lease = super::lease_wait::wait(opts, lease, a.timeout).await?;
+        }
+    }
+    if opts.json && !(a.reveal && state(&lease) == "active") {
+        print_json(&lease);
+    }
+    match state(&lease).as_str() {
+        "active" if a.reveal => reveal(opts, &client, &id).await,
+        "active" if a.action == "read" => {
+            eprintln!(
+                "lease {id} is active; use --reveal to print the value (or run `latchkey lease read {id}`)"
+            );
+            Ok(())
+        }
+        "active" => {
+            eprintln!("lease {id} is active for proxy use");
+            Ok(())
+        }
+        "pending" if a.wait => bail!(
+            "lease {id} is still pending after {} s; check it with `latchkey lease show {id}`",
+            a.timeout
+        ),
+        "pending" if a.reveal => bail!(
+            "lease {id} is pending approval: add --wait to wait for it, or later run `latchkey lease read {id}`"
+        ),
+        "pending" => Ok(()),
+        _ => bail!("{}", ended(&lease)),
+    }
+}
+
+pub(super) fn state(lease: &Value) -> String {
+    text(lease, "state")
+}
+
+/// The one line for a lease that did not become (or is no longer) usable.
+fn ended(lease: &Value) -> String {
+    let id = text(lease, "id");
+    let by = text(&lease["approval"], "decided_by");
+    match (
+        state(lease).as_str(),
+        text(&lease["approval"], "state").as_str(),
+    ) {
+        ("denied", _) => format!("lease {id} was denied by {by}"),
+        ("expired", "expired") => {
+            format!("lease {id} expired: no approver decided before the deadline")
+        }
+        ("expired", _) => format!("lease {id} has expired"),
+        ("revoked", _) => format!("lease {id} was revoked"),
+        ("exhausted", _) => format!("lease {id} is exhausted: no uses left"),
+        (s, _) => format!("lease {id} is {s}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_leases_are_one_clear_line() {
+        let l = json!({"id": "l1", "state": "denied", "approval": {"state": "denied", "decided_by": "alice"}});
+        assert_eq!(ended(&l), "lease l1 was denied by alice");
+        let l = json!({"id": "l1", "state": "expired", "approval": {"state": "expired", "decided_by": "deadline"}});
+        assert!(ended(&l).contains("no approver decided"));
+        let l = json!({"id": "l1", "state": "revoked", "approval": null});
+        assert_eq!(ended(&l), "lease l1 was revoked");
+    }
+}

@@ -1,0 +1,415 @@
+//! Webhook subscriptions: their records (URL, event patterns, namespace, signing secrets
+//! sealed like every secret), delivery cursors into the audit log, and the delivery log.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::tables::{AUDIT, WEBHOOK_CURSORS, WEBHOOK_DELIVERIES, WEBHOOKS};
+use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use crate::audit::{Draft, Event};
+use crate::crypto::{self, Binding, Sealed};
+
+/// A signing secret as stored (sealed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSecret {
+    /// Its number within the subscription (binds the ciphertext).
+    pub n: u64,
+    /// The sealed `whsec_` bytes.
+    pub sealed: Sealed,
+    /// When it was made (unix seconds).
+    pub created_at: i64,
+    /// After this it no longer signs (set when a newer secret replaces it).
+    pub expires_at: Option<i64>,
+}
+
+/// Why a subscription does not deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    /// Delivering.
+    Active,
+    /// Paused by an operator.
+    Paused,
+    /// The consumer answered 410 Gone.
+    Disabled,
+    /// Retries ran out; unpause (PATCH `paused: false`) to resume.
+    Failing,
+}
+
+/// A subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookRecord {
+    /// Id.
+    pub id: String,
+    /// Destination.
+    pub url: String,
+    /// Event patterns (`audit.*`, `audit.secret.read`, `audit.approval.*`).
+    pub events: Vec<String>,
+    /// Only events of this namespace (and below).
+    pub namespace: Option<String>,
+    /// Free text.
+    pub description: String,
+    /// Delivery status.
+    pub status: WebhookStatus,
+    /// Why it stopped, when it did.
+    pub status_reason: Option<String>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Sealed secrets, newest last.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub secrets: Vec<StoredSecret>,
+}
+
+/// One delivery attempt, as logged.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeliveryRecord {
+    /// When (RFC 3339).
+    pub time: String,
+    /// The event's seq.
+    pub seq: u64,
+    /// The event's id (`webhook-id`).
+    pub event_id: String,
+    /// HTTP status, if one came back.
+    pub status: Option<u16>,
+    /// Latency in milliseconds.
+    pub latency_ms: u64,
+    /// Error, for failures.
+    pub error: Option<String>,
+    /// Which try (1 = first).
+    pub try_number: u32,
+}
+
+fn binding(id: &str, n: u64) -> (String, String, u64) {
+    ("webhooks".into(), format!("webhooks/{id}"), n)
+}
+
+fn load(ctx: &WriteCtx<'_>, id: &str) -> Result<WebhookRecord, StoreError> {
+    let t = ctx.txn.open_table(WEBHOOKS)?;
+    let got = t
+        .get(id)?
+        .ok_or_else(|| StoreError::NotFound(format!("no webhook {id}")))?;
+    decode(got.value())
+}
+
+fn save(ctx: &WriteCtx<'_>, w: &WebhookRecord) -> Result<(), StoreError> {
+    ctx.txn
+        .open_table(WEBHOOKS)?
+        .insert(w.id.as_str(), encode(w)?.as_slice())?;
+    Ok(())
+}
+
+fn audit(
+    ctx: &mut WriteCtx<'_>,
+    origin: &Origin,
+    event: &'static str,
+    w: &WebhookRecord,
+    details: serde_json::Value,
+) -> Result<u64, StoreError> {
+    ctx.audit(Draft {
+        event,
+        actor: origin.actor.clone(),
+        namespace: w.namespace.clone().unwrap_or_default(),
+        resource_path: format!("webhooks/{}", w.id),
+        action: "admin".into(),
+        outcome: "success",
+        ip: origin.ip.clone(),
+        details,
+    })
+}
+
+fn seal_secret(
+    keyring: &crypto::Keyring,
+    id: &str,
+    n: u64,
+    secret: &[u8],
+    now: i64,
+) -> StoredSecret {
+    let (ns, path, v) = binding(id, n);
+    StoredSecret {
+        n,
+        sealed: crypto::seal(
+            keyring,
+            Binding {
+                namespace: &ns,
+                path: &path,
+                version: v,
+            },
+            secret,
+        ),
+        created_at: now,
+        expires_at: None,
+    }
+}
+
+impl Store {
+    /// Creates a subscription; its delivery starts after the newest event (use replay for the past).
+    pub async fn create_webhook(
+        &self,
+        mut w: WebhookRecord,
+        secret: zeroize::Zeroizing<Vec<u8>>,
+        origin: Origin,
+    ) -> Result<WebhookRecord, StoreError> {
+        let keyring = self.keyring();
+        self.write(move |ctx| {
+            w.secrets = vec![seal_secret(&keyring, &w.id, 1, &secret, ctx.now_unix())];
+            save(ctx, &w)?;
+            let details = json!({"url": w.url, "events": w.events, "namespace": w.namespace});
+            let seq = audit(ctx, &origin, "webhook.created", &w, details)?;
+            // The creation event itself is the first one the subscription may see.
+            ctx.txn
+                .open_table(WEBHOOK_CURSORS)?
+                .insert(w.id.as_str(), seq - 1)?;
+            Ok(w)
+        })
+        .await
+    }
+
+    /// Applies a change to a subscription (audited `webhook.updated` with the fields named).
+    pub async fn update_webhook(
+        &self,
+        id: String,
+        change: impl FnOnce(&mut WebhookRecord) -> Vec<&'static str> + Send + 'static,
+        origin: Origin,
+    ) -> Result<WebhookRecord, StoreError> {
+        self.write(move |ctx| {
+            let mut w = load(ctx, &id)?;
+            let changed = change(&mut w);
+            save(ctx, &w)?;
+            audit(
+                ctx,
+                &origin,
+                "webhook.updated",
+                &w,
+                json!({"changed": changed, "status": w.status}),
+            )?;
+            Ok(w)
+        })
+        .await
+    }
+
+    /// Deletes a subscription, its cursor and its delivery log.
+    pub async fn delete_webhook(&self, id: String, origin: Origin) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            let w = load(ctx, &id)?;
+            ctx.txn.open_table(WEBHOOKS)?.remove(id.as_str())?;
+            ctx.txn.open_table(WEBHOOK_CURSORS)?.remove(id.as_str())?;
+            ctx.txn
+                .open_table(WEBHOOK_DELIVERIES)?
+                .retain_in((id.as_str(), 0u64)..=(id.as_str(), u64::MAX), |_, _| false)?;
+            audit(ctx, &origin, "webhook.deleted", &w, json!({}))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Adds a new signing secret; the previous ones keep signing for `grace` seconds.
+    pub async fn rotate_webhook_secret(
+        &self,
+        id: String,
+        secret: zeroize::Zeroizing<Vec<u8>>,
+        grace: i64,
+        origin: Origin,
+    ) -> Result<WebhookRecord, StoreError> {
+        let keyring = self.keyring();
+        self.write(move |ctx| {
+            let mut w = load(ctx, &id)?;
+            let now = ctx.now_unix();
+            for s in w
+                .secrets
+                .iter_mut()
+                .filter(|s| s.expires_at.is_none_or(|e| e > now + grace))
+            {
+                s.expires_at = Some(now + grace);
+            }
+            w.secrets.retain(|s| s.expires_at.is_none_or(|e| e > now));
+            let n = w.secrets.iter().map(|s| s.n).max().unwrap_or(0) + 1;
+            w.secrets
+                .push(seal_secret(&keyring, &w.id, n, &secret, now));
+            save(ctx, &w)?;
+            audit(
+                ctx,
+                &origin,
+                "webhook.secret_rotated",
+                &w,
+                json!({"grace_seconds": grace, "signing_secrets": w.secrets.len()}),
+            )?;
+            Ok(w)
+        })
+        .await
+    }
+
+    /// Moves the cursor so delivery restarts after `after` (replay).
+    pub async fn set_webhook_cursor(
+        &self,
+        id: String,
+        after: u64,
+        origin: Origin,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            let w = load(ctx, &id)?;
+            ctx.txn
+                .open_table(WEBHOOK_CURSORS)?
+                .insert(id.as_str(), after)?;
+            audit(
+                ctx,
+                &origin,
+                "webhook.replayed",
+                &w,
+                json!({"from_seq": after + 1}),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Saves delivery progress (no audit event: deliveries are not audit events).
+    pub async fn save_webhook_progress(
+        &self,
+        id: String,
+        cursor: u64,
+        records: Vec<DeliveryRecord>,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            if ctx.txn.open_table(WEBHOOKS)?.get(id.as_str())?.is_none() {
+                return Ok(());
+            }
+            ctx.txn
+                .open_table(WEBHOOK_CURSORS)?
+                .insert(id.as_str(), cursor)?;
+            let mut log = ctx.txn.open_table(WEBHOOK_DELIVERIES)?;
+            let mut next = log
+                .range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))?
+                .next_back()
+                .transpose()?
+                .map_or(0, |(k, _)| k.value().1 + 1);
+            for r in records {
+                log.insert((id.as_str(), next), encode(&r)?.as_slice())?;
+                next += 1;
+            }
+            // Keep the newest 1,000 attempts.
+            if next > 1000 {
+                log.retain_in((id.as_str(), 0u64)..(id.as_str(), next - 1000), |_, _| {
+                    false
+                })?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks a subscription disabled (410) or failing (retries ran out).
+    pub async fn stop_webhook(
+        &self,
+        id: String,
+        status: WebhookStatus,
+        reason: String,
+    ) -> Result<WebhookRecord, StoreError> {
+        self.write(move |ctx| {
+            let mut w = load(ctx, &id)?;
+            w.status = status;
+            w.status_reason = Some(reason.clone());
+            save(ctx, &w)?;
+            let event = if status == WebhookStatus::Disabled {
+                "webhook.disabled"
+            } else {
+                "webhook.failing"
+            };
+            audit(ctx, &Origin::system(), event, &w, json!({"reason": reason}))?;
+            Ok(w)
+        })
+        .await
+    }
+
+    /// A subscription.
+    pub fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(WEBHOOKS)?;
+        let got = t.get(id)?;
+        got.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Every subscription.
+    pub fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(WEBHOOKS)?;
+        t.iter()?.map(|item| decode(item?.1.value())).collect()
+    }
+
+    /// A subscription's cursor (the last seq delivered or skipped).
+    pub fn webhook_cursor(&self, id: &str) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(WEBHOOK_CURSORS)?;
+        Ok(t.get(id)?.map_or(0, |v| v.value()))
+    }
+
+    /// The newest delivery attempts, newest first.
+    pub fn list_deliveries(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(WEBHOOK_DELIVERIES)?;
+        let mut out = Vec::new();
+        for item in t.range((id, 0u64)..=(id, u64::MAX))?.rev().take(limit) {
+            out.push(decode(item?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The signing secrets of a subscription still valid at `now`, unsealed.
+    pub fn webhook_secrets(
+        &self,
+        w: &WebhookRecord,
+        now: i64,
+    ) -> Result<Vec<crypto::SecretValue>, StoreError> {
+        let keyring = self.keyring();
+        let mut out = Vec::new();
+        for s in w
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|e| e > now))
+        {
+            let (ns, path, v) = binding(&w.id, s.n);
+            out.push(crypto::open(
+                &keyring,
+                Binding {
+                    namespace: &ns,
+                    path: &path,
+                    version: v,
+                },
+                &s.sealed,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Audit events after `after` (at most `scan` examined) that `keep` selects; also returns
+    /// the highest seq examined.
+    pub fn audit_events_after(
+        &self,
+        after: u64,
+        scan: usize,
+        limit: usize,
+        keep: impl Fn(&Event) -> bool,
+    ) -> Result<(Vec<Event>, u64), StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        let mut last = after;
+        for item in t.range(after.saturating_add(1)..)?.take(scan) {
+            let (k, v) = item?;
+            let e: Event = decode(v.value())?;
+            last = k.value();
+            if keep(&e) {
+                out.push(e);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok((out, last))
+    }
+}
