@@ -34,6 +34,105 @@ pub struct Config {
     pub approval_policies: Vec<crate::policy::Override>,
     /// Audit webhook delivery.
     pub webhooks: WebhooksConfig,
+    /// Chat channels for approval cards.
+    pub channels: ChannelsConfig,
+}
+
+/// A configuration string that is a credential: `Debug` never prints it.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Credential(pub String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "[redacted]"
+        })
+    }
+}
+
+/// Telegram and Discord approval channels.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// Telegram.
+    pub telegram: TelegramSettings,
+    /// Discord.
+    pub discord: DiscordSettings,
+}
+
+/// Where cards for matching paths go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramRoute {
+    /// Full-path glob, e.g. `production/**` (`**` for everything).
+    pub pattern: String,
+    /// The chat (group, channel or user) id.
+    pub chat_id: i64,
+}
+
+/// Telegram settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramSettings {
+    /// Turn the channel on.
+    pub enabled: bool,
+    /// Bot token from BotFather (`LATCHKEY_CHANNELS_TELEGRAM_TOKEN` or `…_TOKEN_FILE`).
+    pub token: Credential,
+    /// Bot API base URL (tests point it at a fake server).
+    pub api_url: String,
+    /// `polling` (getUpdates; one daemon per bot) or `webhook` (several daemons may share it).
+    pub mode: String,
+    /// Webhook mode: the public URL of this daemon's `/bots/telegram/webhook`.
+    pub webhook_url: String,
+    /// Webhook mode: the secret Telegram echoes in `X-Telegram-Bot-Api-Secret-Token`.
+    pub webhook_secret: Credential,
+    /// Which chats get which cards.
+    pub routes: Vec<TelegramRoute>,
+}
+
+impl Default for TelegramSettings {
+    fn default() -> Self {
+        TelegramSettings {
+            enabled: false,
+            token: Credential::default(),
+            api_url: "https://api.telegram.org".into(),
+            mode: "polling".into(),
+            webhook_url: String::new(),
+            webhook_secret: Credential::default(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// Where cards for matching paths go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordRoute {
+    /// Full-path glob.
+    pub pattern: String,
+    /// The channel id.
+    pub channel_id: u64,
+}
+
+/// Discord settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordSettings {
+    /// Turn the channel on.
+    pub enabled: bool,
+    /// Bot token (`LATCHKEY_CHANNELS_DISCORD_BOT_TOKEN` or `…_FILE`).
+    pub bot_token: Credential,
+    /// The application id.
+    pub application_id: u64,
+    /// The application's public key (hex), to verify interactions.
+    pub public_key: String,
+    /// REST base URL; empty for Discord itself (tests point it at a fake server).
+    pub api_url: String,
+    /// Which channels get which cards.
+    pub routes: Vec<DiscordRoute>,
 }
 
 /// Audit webhook delivery settings.
@@ -172,6 +271,7 @@ impl Default for Config {
             approvers: Vec::new(),
             approval_policies: Vec::new(),
             webhooks: WebhooksConfig::default(),
+            channels: ChannelsConfig::default(),
         }
     }
 }
@@ -333,6 +433,41 @@ impl Config {
         if w.timeout_seconds == 0 || w.retry_for_seconds == 0 || w.max_backoff_seconds == 0 {
             return bad("webhooks: timeout_seconds, retry_for_seconds and max_backoff_seconds must be positive".into());
         }
+        let tg = &self.channels.telegram;
+        if tg.enabled {
+            if tg.token.0.is_empty() {
+                return bad("channels.telegram: token is empty (set LATCHKEY_CHANNELS_TELEGRAM_TOKEN or …_TOKEN_FILE)".into());
+            }
+            match tg.mode.as_str() {
+                "polling" => {}
+                "webhook" if !tg.webhook_url.is_empty() && !tg.webhook_secret.0.is_empty() => {}
+                "webhook" => {
+                    return bad(
+                        "channels.telegram: webhook mode needs webhook_url and webhook_secret"
+                            .into(),
+                    );
+                }
+                m => {
+                    return bad(format!(
+                        "channels.telegram.mode = {m:?}: expected \"polling\" or \"webhook\""
+                    ));
+                }
+            }
+            for r in &tg.routes {
+                crate::scope::Glob::parse(&r.pattern)
+                    .map_err(|e| ConfigError::Invalid(format!("channels.telegram.routes: {e}")))?;
+            }
+        }
+        let dc = &self.channels.discord;
+        if dc.enabled {
+            if dc.bot_token.0.is_empty() || dc.application_id == 0 || dc.public_key.len() != 64 {
+                return bad("channels.discord: needs bot_token, application_id and the 64-hex-digit public_key".into());
+            }
+            for r in &dc.routes {
+                crate::scope::Glob::parse(&r.pattern)
+                    .map_err(|e| ConfigError::Invalid(format!("channels.discord.routes: {e}")))?;
+            }
+        }
         for p in &self.approval_policies {
             p.validate().map_err(ConfigError::Invalid)?;
         }
@@ -352,7 +487,20 @@ fn apply_env(
             apply_env(inner, &var, env)?;
             continue;
         }
-        let Some(raw) = env(&var) else { continue };
+        let from_file = match (&value, env(&format!("{var}_FILE"))) {
+            (toml::Value::String(_), Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim_end().to_string())
+                    .map_err(|e| ConfigError::Env {
+                        var: format!("{var}_FILE"),
+                        message: format!("cannot read {path}: {e}"),
+                    })?,
+            ),
+            _ => None,
+        };
+        let Some(raw) = env(&var).or(from_file) else {
+            continue;
+        };
         let err = |message: String| ConfigError::Env {
             var: var.clone(),
             message,

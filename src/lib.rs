@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -77,17 +78,36 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (store, writer, master) = open_store(&config)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let channels = channels::Hub::start(&config, &store, stop_rx.clone())?;
     let webhooks = subscriptions::Manager::new(store.clone(), &config.webhooks)?;
     webhooks.start_all()?;
     let state = AppState {
+        channels,
         webhooks: webhooks.clone(),
         store,
         config: Arc::new(config),
         master_key: Arc::new(master),
         keys_lock: Arc::new(tokio::sync::Mutex::new(())),
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx));
+    let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx.clone()));
+    if state.channels.any() {
+        let hub = state.channels.clone();
+        tokio::spawn(async move { hub.check().await });
+    }
+    if state.channels.telegram.is_some() {
+        let tg = &state.config.channels.telegram;
+        if tg.mode == "polling" {
+            tokio::spawn(channels::telegram::poll(state.clone(), stop_rx.clone()));
+        } else if let Some(bot) = state.channels.telegram.clone() {
+            let (url, secret) = (tg.webhook_url.clone(), tg.webhook_secret.0.clone());
+            tokio::spawn(async move {
+                if let Err(e) = bot.set_webhook(&url, &secret).await {
+                    tracing::error!(error = %e, "setWebhook failed");
+                }
+            });
+        }
+    }
     let app = http::router(state);
     tracing::info!(addr = %listener.local_addr()?, "latchkey is listening");
     axum::serve(

@@ -14,6 +14,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Master key, kept to re-seal the keyring on rotation.
     pub master_key: Arc<zeroize::Zeroizing<[u8; 32]>>,
+    /// Telegram and Discord approval channels.
+    pub channels: crate::channels::Hub,
     /// Audit webhook workers.
     pub webhooks: crate::subscriptions::Manager,
     /// Serialises keyring changes.

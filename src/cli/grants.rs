@@ -181,12 +181,15 @@ fn limits(g: &Value) -> String {
 }
 
 fn describe(g: &Value) -> String {
+    let limits = match limits(g).as_str() {
+        "-" => String::new(),
+        l => format!(" ({l})"),
+    };
     format!(
-        "{} may {} on {} ({})",
+        "{} may {} on {}{limits}",
         subject(g),
         actions(g),
-        text(g, "pattern"),
-        limits(g)
+        text(g, "pattern")
     )
 }
 

@@ -6,7 +6,7 @@ use anyhow::bail;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::client::{Client, LONG_POLL_TIMEOUT, item_url};
+use super::client::{Client, LONG_POLL_TIMEOUT, http_error, item_url};
 use super::value::Revealed;
 use super::{GlobalOpts, output, print_fields, print_json, print_table, text};
 
@@ -97,7 +97,13 @@ pub async fn run(opts: &GlobalOpts, cmd: LeaseCommand) -> anyhow::Result<()> {
                 ),
                 _ => (Client::new(opts)?, vec![]),
             };
-            let lease = client.get(&url, &query).await?;
+            let lease = match client.get(&url, &query).await {
+                // The daemon's request timeout cut the long poll short: show the lease as is.
+                Err(e) if http_error(&e).is_some_and(|h| h.status == 408) => {
+                    client.get(&url, &[]).await?
+                }
+                other => other?,
+            };
             output(opts, &lease, print_lease);
             Ok(())
         }

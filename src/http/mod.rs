@@ -131,6 +131,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/{id}/rotate-secret", post(webhooks::rotate))
         .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/bots/telegram/webhook",
+            post(crate::channels::telegram::webhook),
+        )
+        .route(
+            "/bots/discord/interactions",
+            post(crate::channels::discord::interactions),
+        )
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

@@ -34,14 +34,26 @@ pub struct Ready {
 #[utoipa::path(get, path = "/readyz", tag = "system", security(), responses((status = 200, body = Ready), (status = 503, body = Ready)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     let store_ok = state.store.healthy();
-    let status = if store_ok {
+    let mut checks = serde_json::Map::new();
+    checks.insert(
+        "store".into(),
+        json!(if store_ok { "ok" } else { "failing" }),
+    );
+    // A channel not yet checked is "starting"; a misconfigured one makes the daemon not ready.
+    let mut channels_ok = true;
+    for (name, st) in state.channels.status.snapshot() {
+        channels_ok &= st == "ok" || !st.contains("misconfigured");
+        checks.insert(format!("channel:{name}"), json!(st));
+    }
+    let ready = store_ok && channels_ok;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = Ready {
-        status: if store_ok { "ready" } else { "not_ready" },
-        checks: json!({"store": if store_ok { "ok" } else { "failing" }}),
+        status: if ready { "ready" } else { "not_ready" },
+        checks: serde_json::Value::Object(checks),
     };
     (status, Json(body))
 }

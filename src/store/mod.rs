@@ -24,6 +24,7 @@ use crate::notice::Notices;
 pub use audit_log::{AuditFilter, AuditPage, VerifyReport, parse_query_time};
 pub use identity::{AgentRecord, Credential, CredentialKind, RevokeTarget, TokenRecord};
 pub use leases::{ApprovalRecord, LeaseRecord, NewLease, ReadOutcome, VoteResult};
+pub use policies::CardRef;
 pub use secrets::{PutSecret, SecretRecord, VersionInfo};
 pub use subscriptions::{DeliveryRecord, StoredSecret, WebhookRecord, WebhookStatus};
 pub use writer::WriteCtx;

@@ -2,9 +2,10 @@
 //! (`grant.created`, `grant.deleted`, `policy.set`, `policy.deleted`).
 
 use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::tables::{GRANTS, POLICIES};
+use super::tables::{CARDS, GRANTS, POLICIES};
 use super::{Origin, Store, StoreError, decode, encode};
 use crate::audit::Draft;
 use crate::policy::{Grant, Override};
@@ -110,5 +111,53 @@ impl Store {
         let txn = self.read()?;
         let table = txn.open_table(POLICIES)?;
         table.iter()?.map(|item| decode(item?.1.value())).collect()
+    }
+}
+
+/// One posted card: which channel target shows it, where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardRef {
+    /// The channel target (e.g. `telegram:-1001`).
+    pub target: String,
+    /// Chat or channel id.
+    pub chat_id: String,
+    /// Message id.
+    pub message_id: String,
+}
+
+impl Store {
+    /// Remembers where an approval's card was posted.
+    pub async fn add_card_refs(
+        &self,
+        approval_id: String,
+        refs: Vec<CardRef>,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            let mut all: Vec<CardRef> = {
+                let t = ctx.txn.open_table(CARDS)?;
+                let got = t.get(approval_id.as_str())?;
+                match got {
+                    Some(v) => decode(v.value())?,
+                    None => Vec::new(),
+                }
+            };
+            all.extend(refs);
+            ctx.txn
+                .open_table(CARDS)?
+                .insert(approval_id.as_str(), encode(&all)?.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Where an approval's cards are.
+    pub fn card_refs(&self, approval_id: &str) -> Result<Vec<CardRef>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(CARDS)?;
+        let got = t.get(approval_id)?;
+        Ok(got
+            .map(|v| decode(v.value()))
+            .transpose()?
+            .unwrap_or_default())
     }
 }

@@ -44,6 +44,9 @@ pub const WEBHOOK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("we
 pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("webhook_deliveries");
 
+/// Chat messages showing an approval's card: approval id → JSON list of (target, chat, message).
+pub const CARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_cards");
+
 /// Creates every table so that read transactions never meet a missing one.
 pub fn ensure(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -63,6 +66,7 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(APPROVALS)?;
     txn.open_table(DEADLINES)?;
     txn.open_table(WEBHOOKS)?;
+    txn.open_table(CARDS)?;
     txn.open_table(WEBHOOK_CURSORS)?;
     txn.open_table(WEBHOOK_DELIVERIES)?;
     txn.commit()?;

@@ -1,0 +1,69 @@
+//! Discord in the daemon: the Interactions Endpoint `POST /bots/discord/interactions`.
+//! Ed25519 over timestamp + body is checked first (401 otherwise, as Discord requires); PING
+//! gets PONG; a button click becomes a vote and is answered with the updated card (or an
+//! ephemeral refusal).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bots::discord::{Interaction, ephemeral, parse_interaction, pong, verify_interaction};
+
+use super::votes::tap;
+use crate::state::AppState;
+
+/// `POST /bots/discord/interactions`.
+pub async fn interactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(dc) = state.channels.discord.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if verify_interaction(
+        dc.public_key(),
+        header("x-signature-ed25519"),
+        header("x-signature-timestamp"),
+        &body,
+    )
+    .is_err()
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let interaction = match parse_interaction(&body) {
+        Ok(i) => i,
+        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    match &interaction {
+        Interaction::Ping => Json(pong()).into_response(),
+        Interaction::Other => Json(ephemeral("This interaction is not supported.")).into_response(),
+        Interaction::Button {
+            user_id, user_name, ..
+        } => {
+            let vote = match dc.vote(&interaction) {
+                Ok(v) => v,
+                Err(_) => return Json(ephemeral("This button is not valid.")).into_response(),
+            };
+            let decision = vote.decision;
+            let answer = tap(
+                &state,
+                "discord",
+                user_id,
+                user_name,
+                &vote.approval_id,
+                decision,
+            )
+            .await;
+            match (&answer.approval, answer.alert) {
+                (Some(a), false) => match dc.update_message(&super::card(a)) {
+                    Ok(body) => Json(body).into_response(),
+                    Err(_) => Json(ephemeral(&answer.text)).into_response(),
+                },
+                _ => Json(ephemeral(&answer.text)).into_response(),
+            }
+        }
+    }
+}

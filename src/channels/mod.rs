@@ -1,0 +1,353 @@
+//! Approval channels in the daemon: builds cards from approvals, posts them to the Telegram
+//! chats and Discord channels whose routes match the secret's path, and edits every copy when
+//! the approval gains a vote or closes. Each target has its own queue and retries with backoff
+//! (honouring `retry_after`), so one platform failing never blocks another or the API.
+
+pub mod discord;
+pub mod telegram;
+pub mod votes;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bots::{ApprovalChannel, Card, ChannelError, MessageRef, Outcome, OutcomeKind};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::lease::ApprovalState;
+use crate::notice::{ApprovalChange, Notice};
+use crate::scope::Glob;
+use crate::store::{ApprovalRecord, CardRef, Store};
+
+fn ts(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(crate::util::rfc3339)
+        .unwrap_or_default()
+}
+
+/// The card an approval shows, built from server-side state only.
+pub fn card(a: &ApprovalRecord) -> Card {
+    let t = &a.tally;
+    let outcome = match t.state {
+        ApprovalState::Pending => None,
+        s => Some(Outcome {
+            kind: match s {
+                ApprovalState::Approved => OutcomeKind::Approved,
+                ApprovalState::AutoGranted => OutcomeKind::AutoGranted,
+                ApprovalState::Denied => OutcomeKind::Denied,
+                _ => OutcomeKind::Expired,
+            },
+            decided_by: t.decided_by.clone(),
+            decided_at: t.decided_at.map(ts).unwrap_or_default(),
+        }),
+    };
+    Card {
+        approval_id: a.id.clone(),
+        requester: a.agent_name.clone(),
+        trust_tier: a.trust_tier,
+        secret_path: a.path.clone(),
+        sensitivity: a.sensitivity.clone(),
+        action: a.action.as_str().to_string(),
+        ttl_seconds: a.ttl_seconds,
+        uses: a.uses,
+        keys: a.keys.clone(),
+        reason: a.reason.clone(),
+        requested_at: ts(a.requested_at),
+        deadline: ts(t.deadline),
+        votes: t.approvals(),
+        votes_needed: t.quorum,
+        outcome,
+    }
+}
+
+/// The key that MACs button data: derived from the keyring's signing key.
+pub fn callback_key(store: &Store) -> Vec<u8> {
+    let ring = store.keyring();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(ring.signing_key())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(b"latchkey approval buttons v1");
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// One place cards go: a channel bound to one chat or channel, for paths matching a pattern.
+struct Target {
+    name: String,
+    pattern: Glob,
+    channel: Arc<dyn ApprovalChannel>,
+}
+
+enum Job {
+    Post(Card),
+    Update(Card),
+}
+
+/// Health of each channel, for `/readyz`.
+#[derive(Clone, Default)]
+pub struct Status(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl Status {
+    /// Records a channel's state (`ok` or the problem).
+    pub fn set(&self, name: &str, state: String) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(name.to_string(), state);
+        }
+    }
+
+    /// Every channel's state.
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// The running channels.
+#[derive(Clone)]
+pub struct Hub {
+    /// Telegram, when configured.
+    pub telegram: Option<Arc<bots::telegram::TelegramChannel>>,
+    /// Discord, when configured.
+    pub discord: Option<Arc<bots::discord::DiscordChannel>>,
+    /// Health for `/readyz`.
+    pub status: Status,
+    /// The button MAC key.
+    pub key: Arc<Vec<u8>>,
+    queues: Arc<Vec<(Glob, mpsc::UnboundedSender<Job>)>>,
+}
+
+impl Hub {
+    /// Builds the configured channels (a bad configuration is an error at start) and starts
+    /// one queue per target plus the dispatcher that turns notices into posts and edits.
+    pub fn start(
+        cfg: &Config,
+        store: &Store,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Hub> {
+        let key = callback_key(store);
+        let status = Status::default();
+        let mut targets = Vec::new();
+        let mut telegram = None;
+        let tg = &cfg.channels.telegram;
+        if tg.enabled {
+            let make = |chats: Vec<i64>| {
+                bots::telegram::TelegramChannel::new(bots::telegram::TelegramConfig {
+                    token: tg.token.0.clone().into(),
+                    api_url: Some(tg.api_url.clone()),
+                    chats,
+                    callback_key: key.clone().into(),
+                })
+                .map_err(|e| anyhow::anyhow!("Telegram channel: {e}"))
+            };
+            let all: Vec<i64> = tg.routes.iter().map(|r| r.chat_id).collect();
+            telegram = Some(Arc::new(make(all)?));
+            for r in &tg.routes {
+                targets.push(Target {
+                    name: format!("telegram:{}", r.chat_id),
+                    pattern: Glob::parse(&r.pattern).map_err(anyhow::Error::msg)?,
+                    channel: Arc::new(make(vec![r.chat_id])?),
+                });
+            }
+        }
+        let mut discord = None;
+        let dc = &cfg.channels.discord;
+        if dc.enabled {
+            let make = |channels: Vec<u64>| {
+                bots::discord::DiscordChannel::new(bots::discord::DiscordConfig {
+                    bot_token: dc.bot_token.0.clone(),
+                    application_id: dc.application_id,
+                    public_key_hex: dc.public_key.clone(),
+                    api_url: (!dc.api_url.is_empty()).then(|| dc.api_url.clone()),
+                    channels,
+                    callback_key: key.clone(),
+                })
+                .map_err(|e| anyhow::anyhow!("Discord channel: {e}"))
+            };
+            discord = Some(Arc::new(make(
+                dc.routes.iter().map(|r| r.channel_id).collect(),
+            )?));
+            for r in &dc.routes {
+                targets.push(Target {
+                    name: format!("discord:{}", r.channel_id),
+                    pattern: Glob::parse(&r.pattern).map_err(anyhow::Error::msg)?,
+                    channel: Arc::new(make(vec![r.channel_id])?),
+                });
+            }
+        }
+        let mut queues = Vec::new();
+        for t in targets {
+            let (tx, rx) = mpsc::unbounded_channel();
+            queues.push((t.pattern.clone(), tx));
+            tokio::spawn(run_target(
+                t,
+                rx,
+                store.clone(),
+                status.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let hub = Hub {
+            telegram,
+            discord,
+            status,
+            key: Arc::new(key),
+            queues: Arc::new(queues),
+        };
+        tokio::spawn(dispatch(hub.clone(), store.notices().subscribe(), shutdown));
+        Ok(hub)
+    }
+
+    /// Checks every channel's credentials (getMe / users/@me) and records the result.
+    pub async fn check(&self) {
+        if let Some(t) = &self.telegram {
+            let r = tokio::time::timeout(Duration::from_secs(15), t.check()).await;
+            self.record("telegram", r);
+        }
+        if let Some(d) = &self.discord {
+            let r = tokio::time::timeout(Duration::from_secs(15), d.check()).await;
+            self.record("discord", r);
+        }
+    }
+
+    fn record(
+        &self,
+        name: &str,
+        r: Result<Result<String, ChannelError>, tokio::time::error::Elapsed>,
+    ) {
+        let state = match r {
+            Ok(Ok(bot)) => {
+                tracing::info!(channel = name, bot = %bot, "channel ready");
+                "ok".to_string()
+            }
+            Ok(Err(e)) => {
+                tracing::error!(channel = name, error = %e, "channel not ready");
+                e.to_string()
+            }
+            Err(_) => "no answer within 15 s".to_string(),
+        };
+        self.status.set(name, state);
+    }
+
+    /// Is any channel configured?
+    pub fn any(&self) -> bool {
+        self.telegram.is_some() || self.discord.is_some()
+    }
+}
+
+async fn dispatch(
+    hub: Hub,
+    mut rx: tokio::sync::broadcast::Receiver<Notice>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let notice = tokio::select! {
+            n = rx.recv() => n,
+            _ = shutdown.changed() => return,
+        };
+        let (change, approval) = match notice {
+            Ok(Notice::Approval { change, approval }) => (change, approval),
+            Ok(_) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "the channel dispatcher fell behind; some cards may be stale"
+                );
+                continue;
+            }
+            Err(_) => return,
+        };
+        let c = card(&approval);
+        for (pattern, tx) in hub.queues.iter() {
+            if pattern.matches(&approval.path) {
+                let job = if change == ApprovalChange::Opened {
+                    Job::Post(c.clone())
+                } else {
+                    Job::Update(c.clone())
+                };
+                let _ = tx.send(job);
+            }
+        }
+    }
+}
+
+/// Runs one target's queue: each job retried until done, refused for good, or shutdown.
+async fn run_target(
+    t: Target,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    store: Store,
+    status: Status,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let job = tokio::select! {
+            j = rx.recv() => match j { Some(j) => j, None => return },
+            _ = shutdown.changed() => return,
+        };
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let result = match &job {
+                Job::Post(card) => match t.channel.post(card).await {
+                    Ok(refs) => {
+                        let refs = refs
+                            .into_iter()
+                            .map(|m: MessageRef| CardRef {
+                                target: t.name.clone(),
+                                chat_id: m.chat_id,
+                                message_id: m.message_id,
+                            })
+                            .collect();
+                        store
+                            .add_card_refs(card.approval_id.clone(), refs)
+                            .await
+                            .map_err(|e| ChannelError::Unavailable(e.to_string()))
+                    }
+                    Err(e) => Err(e),
+                },
+                Job::Update(card) => {
+                    let refs: Vec<MessageRef> = store
+                        .card_refs(&card.approval_id)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|r| r.target == t.name)
+                        .map(|r| MessageRef {
+                            chat_id: r.chat_id,
+                            message_id: r.message_id,
+                        })
+                        .collect();
+                    if refs.is_empty() {
+                        Ok(())
+                    } else {
+                        t.channel.update(card, &refs).await
+                    }
+                }
+            };
+            let wait = match result {
+                Ok(()) => {
+                    status.set(&t.name, "ok".into());
+                    break;
+                }
+                Err(ChannelError::RateLimited { retry_after_secs }) => {
+                    Duration::from_secs(retry_after_secs.clamp(1, 300))
+                }
+                Err(e) if e.is_retryable() => {
+                    Duration::from_millis(500u64.saturating_mul(1 << tries.min(9)))
+                }
+                Err(e) => {
+                    tracing::error!(target = %t.name, error = %e, "card not delivered");
+                    status.set(&t.name, e.to_string());
+                    break;
+                }
+            };
+            tracing::warn!(target = %t.name, ?wait, "channel busy or down; retrying");
+            if tries >= 20 {
+                status.set(&t.name, "gave up after 20 tries".into());
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
