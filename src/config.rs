@@ -36,6 +36,85 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// Chat channels for approval cards.
     pub channels: ChannelsConfig,
+    /// Scheduled jobs.
+    pub jobs: JobsConfig,
+}
+
+/// One scheduled job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// Cron expression with seconds: `sec min hour day-of-month month day-of-week [year]`.
+    pub schedule: String,
+    /// Run it at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// audit_retention: drop events older than this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// digest: the period summarised, in hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_hours: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn job(schedule: &str, enabled: bool) -> JobConfig {
+    JobConfig {
+        schedule: schedule.into(),
+        enabled,
+        retention_days: None,
+        period_hours: None,
+    }
+}
+
+/// The daemon's housekeeping jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Mark secrets past `expires_at` expired (audited) and revoke their leases.
+    pub expire_secrets: JobConfig,
+    /// Drop audit events older than `retention_days`, keeping a signed checkpoint.
+    pub audit_retention: JobConfig,
+    /// Remind approvers of secrets whose metadata `rotate_every` has passed.
+    pub rotation_reminders: JobConfig,
+    /// Post a digest (pending approvals, denials, most-read secrets) to the chats.
+    pub digest: JobConfig,
+    /// Re-wrap every data key under the newest key-encryption key.
+    pub rewrap: JobConfig,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            expire_secrets: job("0 * * * * *", true),
+            audit_retention: JobConfig {
+                retention_days: Some(365),
+                ..job("0 0 3 * * *", true)
+            },
+            rotation_reminders: job("0 0 9 * * *", true),
+            digest: JobConfig {
+                period_hours: Some(168),
+                ..job("0 0 8 * * Mon", true)
+            },
+            rewrap: job("0 0 4 * * Sun", true),
+        }
+    }
+}
+
+impl JobsConfig {
+    /// Every job by name.
+    pub fn all(&self) -> [(&'static str, &JobConfig); 5] {
+        [
+            ("expire_secrets", &self.expire_secrets),
+            ("audit_retention", &self.audit_retention),
+            ("rotation_reminders", &self.rotation_reminders),
+            ("digest", &self.digest),
+            ("rewrap", &self.rewrap),
+        ]
+    }
 }
 
 /// A configuration string that is a credential: `Debug` never prints it.
@@ -272,6 +351,7 @@ impl Default for Config {
             approval_policies: Vec::new(),
             webhooks: WebhooksConfig::default(),
             channels: ChannelsConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -280,7 +360,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: 1024 * 1024,
-            request_timeout_seconds: 30,
+            request_timeout_seconds: 90,
             trust_forwarded_for: false,
         }
     }
@@ -467,6 +547,14 @@ impl Config {
                 crate::scope::Glob::parse(&r.pattern)
                     .map_err(|e| ConfigError::Invalid(format!("channels.discord.routes: {e}")))?;
             }
+        }
+        for (name, j) in self.jobs.all() {
+            j.schedule.parse::<cron::Schedule>().map_err(|e| {
+                ConfigError::Invalid(format!("jobs.{name}.schedule = {:?}: {e}", j.schedule))
+            })?;
+        }
+        if self.jobs.audit_retention.retention_days == Some(0) {
+            return bad("jobs.audit_retention.retention_days must be at least 1".into());
         }
         for p in &self.approval_policies {
             p.validate().map_err(ConfigError::Invalid)?;

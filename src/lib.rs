@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod audit;
 pub mod auth;
 pub mod channels;
@@ -25,6 +26,7 @@ pub mod dotenv;
 pub mod error;
 pub mod http;
 pub mod init;
+pub mod jobs;
 pub mod lease;
 pub mod notice;
 pub mod paths;
@@ -82,15 +84,20 @@ pub async fn run(
     let channels = channels::Hub::start(&config, &store, stop_rx.clone())?;
     let webhooks = subscriptions::Manager::new(store.clone(), &config.webhooks)?;
     webhooks.start_all()?;
+    let config = Arc::new(config);
+    let jobs = jobs::Jobs::new(store.clone(), config.clone());
     let state = AppState {
+        jobs: jobs.clone(),
         channels,
         webhooks: webhooks.clone(),
         store,
-        config: Arc::new(config),
+        config,
         master_key: Arc::new(master),
         keys_lock: Arc::new(tokio::sync::Mutex::new(())),
     };
     let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx.clone()));
+    tokio::spawn(jobs.run(stop_rx.clone()));
+    tokio::spawn(announce::run(state.clone(), stop_rx.clone()));
     if state.channels.any() {
         let hub = state.channels.clone();
         tokio::spawn(async move { hub.check().await });

@@ -30,6 +30,13 @@ pub enum Notice {
         /// Its state after the change.
         approval: Box<ApprovalRecord>,
     },
+    /// A message for the approvers' chats (job reminders, digests, failing webhooks).
+    Announcement {
+        /// Routes matching this path get it; all routes when None.
+        path: Option<String>,
+        /// Plain text.
+        text: String,
+    },
     /// A lease changed state.
     Lease {
         /// Lease id.

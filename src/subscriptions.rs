@@ -129,6 +129,7 @@ impl Feed for StoreFeed {
             ),
         };
         tracing::warn!(webhook = %self.id, %reason, "webhook delivery stopped");
+        self.store.notices().publish(crate::notice::Notice::Announcement { path: None, text: format!("⚠️ Audit webhook {} stopped delivering: {reason}. Fix the consumer, then resume it with PATCH /v1/webhooks/{} {{\"paused\": false}}.", self.id, self.id) });
         self.store
             .stop_webhook(self.id.clone(), status, reason)
             .await

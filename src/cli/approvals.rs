@@ -76,7 +76,7 @@ pub async fn vote(
     reason: Option<String>,
 ) -> anyhow::Result<()> {
     let url = format!("{}/votes", item_url("approvals", id)?);
-    let mut body = json!({ "decision": decision });
+    let mut body = json!({ "decision": decision, "via": "cli" });
     if let (Some(r), Some(obj)) = (reason, body.as_object_mut()) {
         obj.insert("reason".into(), Value::from(r));
     }

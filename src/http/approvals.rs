@@ -84,6 +84,8 @@ pub struct VoteBody {
     pub decision: Decision,
     /// Optional reason (at most 400 characters).
     pub reason: Option<String>,
+    /// Where the vote was cast: `api` (default) or `cli`.
+    pub via: Option<String>,
 }
 
 /// The result of a vote.
@@ -117,6 +119,15 @@ pub async fn vote(
             .take(400)
             .collect::<String>()
     });
+    let via = match body.via.as_deref() {
+        None | Some("api") => "api",
+        Some("cli") => "cli",
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "via is api or cli, not {other:?}"
+            )));
+        }
+    };
     let approver = caller
         .approver(&state)
         .filter(|a| a.may_decide(&approval.path));
@@ -144,7 +155,7 @@ pub async fn vote(
         decision: body.decision,
         reason,
         at: time::OffsetDateTime::now_utc().unix_timestamp(),
-        via: "api".into(),
+        via: via.into(),
     };
     let result = state.store.vote(id, vote, caller.origin.clone()).await?;
     let label = match &result.outcome {
@@ -161,9 +172,13 @@ pub async fn vote(
                 .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
                 .map(crate::util::rfc3339)
                 .unwrap_or_default();
-            return Err(ApiError::AlreadyDecided(
-                format!("already decided ({s:?}) by {by} at {at}").to_lowercase(),
-            ));
+            return Err(ApiError::AlreadyDecided(format!(
+                "already decided ({}) by {by} at {at}",
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            )));
         }
     };
     Ok(Json(VoteAnswer {

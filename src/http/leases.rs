@@ -315,9 +315,15 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> Result<Json<LeaseView>, ApiError> {
+    // A long-poll must answer before the server's request timeout would cut it off.
+    let max_wait = 60
+        .min(state.config.http.request_timeout_seconds.saturating_sub(5))
+        .max(1);
     let wait = q.wait.unwrap_or(0);
-    if wait > 60 {
-        return Err(ApiError::BadRequest("wait is at most 60 seconds".into()));
+    if wait > max_wait {
+        return Err(ApiError::BadRequest(format!(
+            "wait is at most {max_wait} seconds"
+        )));
     }
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut rx = state.store.notices().subscribe();

@@ -6,6 +6,7 @@ mod agents;
 mod approvals;
 mod audit;
 mod grants;
+mod jobs;
 mod leases;
 mod secrets;
 mod system;
@@ -49,6 +50,7 @@ pub struct Path<T>(pub T);
         agents::create, agents::list, agents::get_one, agents::update, agents::rotate_key,
         tokens::mint, tokens::revoke, tokens::revoke_one,
         audit::query, audit::verify,
+        jobs::list, jobs::run,
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete, webhooks::rotate, webhooks::replay, webhooks::deliveries,
         leases::request, leases::show, leases::list, leases::revoke, leases::secret, leases::read_now,
         approvals::list, approvals::show, approvals::vote, approvals::approver_token,
@@ -139,6 +141,8 @@ pub fn router(state: AppState) -> Router {
             "/bots/discord/interactions",
             post(crate::channels::discord::interactions),
         )
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{name}/run", post(jobs::run))
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

@@ -53,6 +53,8 @@ pub struct VerifyReport {
     pub last_seq: u64,
     /// The first broken link, if any.
     pub first_break: Option<Break>,
+    /// Events up to this seq were dropped by retention (verified through a signed checkpoint).
+    pub checkpoint_seq: Option<u64>,
 }
 
 fn parse_ts(s: &str) -> Option<time::OffsetDateTime> {
@@ -108,13 +110,32 @@ impl Store {
 
     /// Walks the whole chain and reports the first broken link.
     pub fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
+        let checkpoint = self.audit_checkpoint()?;
         let txn = self.read()?;
         let table = txn.open_table(AUDIT)?;
-        let mut verifier = ChainVerifier::new(1, GENESIS.to_string());
+        let (start, prev) = match &checkpoint {
+            Some(cp) if !cp.valid(self.keyring().signing_key()) => {
+                let first_break = Some(Break {
+                    seq: cp.seq,
+                    reason: "the retention checkpoint's signature does not verify".into(),
+                });
+                let last_seq = table.last()?.map_or(0, |(k, _)| k.value());
+                return Ok(VerifyReport {
+                    ok: false,
+                    checked: 0,
+                    last_seq,
+                    first_break,
+                    checkpoint_seq: Some(cp.seq),
+                });
+            }
+            Some(cp) => (cp.seq + 1, cp.hash.clone()),
+            None => (1, GENESIS.to_string()),
+        };
+        let mut verifier = ChainVerifier::new(start, prev);
         let mut checked = 0;
         let mut last_seq = 0;
         let mut first_break = None;
-        for item in table.iter()? {
+        for item in table.range(start..)? {
             let (k, v) = item?;
             last_seq = k.value();
             if first_break.is_some() {
@@ -137,6 +158,7 @@ impl Store {
             checked,
             last_seq,
             first_break,
+            checkpoint_seq: checkpoint.map(|c| c.seq),
         })
     }
 }

@@ -5,6 +5,7 @@
 //! group-commits the writes that arrive together (see [`writer`]).
 
 mod audit_log;
+mod housekeeping;
 mod identity;
 mod leases;
 mod policies;
@@ -22,6 +23,7 @@ use tokio::sync::{Notify, watch};
 use crate::notice::Notices;
 
 pub use audit_log::{AuditFilter, AuditPage, VerifyReport, parse_query_time};
+pub use housekeeping::{Checkpoint, JobRun};
 pub use identity::{AgentRecord, Credential, CredentialKind, RevokeTarget, TokenRecord};
 pub use leases::{ApprovalRecord, LeaseRecord, NewLease, ReadOutcome, VoteResult};
 pub use policies::CardRef;

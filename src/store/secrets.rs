@@ -43,6 +43,9 @@ pub struct SecretRecord {
     pub updated_at: String,
     /// Soft-deletion time.
     pub deleted_at: Option<String>,
+    /// When the expire_secrets job found it past `expires_at`.
+    #[serde(default)]
+    pub expired_at: Option<String>,
 }
 
 /// One stored version: who wrote it and its sealed value.
@@ -210,6 +213,7 @@ impl Store {
                         created_by: by.clone(),
                         updated_at: now.clone(),
                         deleted_at: None,
+                        expired_at: None,
                     }
                 }
             };
@@ -228,6 +232,7 @@ impl Store {
             }
             if let Some(e) = req.expires_at {
                 rec.expires_at = Some(e);
+                rec.expired_at = None;
                 changed.push("expires_at");
             }
             if let Some(m) = req.max_access_count {

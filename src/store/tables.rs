@@ -47,6 +47,11 @@ pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
 /// Chat messages showing an approval's card: approval id → JSON list of (target, chat, message).
 pub const CARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_cards");
 
+/// Scheduled job records by name.
+pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
+/// Signed checkpoints (`audit` → the last event dropped by retention).
+pub const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+
 /// Creates every table so that read transactions never meet a missing one.
 pub fn ensure(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -67,6 +72,8 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(DEADLINES)?;
     txn.open_table(WEBHOOKS)?;
     txn.open_table(CARDS)?;
+    txn.open_table(JOB_RUNS)?;
+    txn.open_table(CHECKPOINTS)?;
     txn.open_table(WEBHOOK_CURSORS)?;
     txn.open_table(WEBHOOK_DELIVERIES)?;
     txn.commit()?;

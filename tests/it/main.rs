@@ -10,6 +10,7 @@ mod audit;
 mod binary;
 mod cli;
 mod cli_leases;
+mod jobs;
 mod leases;
 mod openapi;
 mod receiver;

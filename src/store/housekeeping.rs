@@ -1,0 +1,197 @@
+//! Housekeeping done by scheduled jobs: job run records, expiring secrets, and audit
+//! retention with a signed checkpoint so the chain still verifies over what remains.
+
+use hmac::{Hmac, Mac};
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::Sha256;
+
+use super::tables::{AUDIT, CHECKPOINTS, JOB_RUNS, SECRETS};
+use super::{Origin, SecretRecord, Store, StoreError, decode, encode};
+use crate::audit::{Draft, Event};
+
+/// What the scheduler remembers of a job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobRun {
+    /// When the daemon first knew the job (unix seconds): the start of "missed" detection.
+    pub known_since: i64,
+    /// When the last run started (unix seconds).
+    pub last_started: Option<i64>,
+    /// When it finished.
+    pub last_finished: Option<i64>,
+    /// `ok` or `error`.
+    pub last_result: Option<String>,
+    /// What it did, or what went wrong.
+    pub last_message: Option<String>,
+}
+
+/// The signed stand-in for audit events dropped by retention.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Checkpoint {
+    /// The last dropped seq.
+    pub seq: u64,
+    /// Its hash: the `prev_hash` of the first remaining event.
+    pub hash: String,
+    /// HMAC-SHA256 over `seq|hash` with the keyring's signing key (hex).
+    pub signature: String,
+}
+
+fn sign(key: &[u8; 32], seq: u64, hash: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(format!("latchkey-audit-checkpoint|{seq}|{hash}").as_bytes());
+    crate::util::hex(&mac.finalize().into_bytes())
+}
+
+impl Checkpoint {
+    /// Does the signature hold?
+    pub fn valid(&self, key: &[u8; 32]) -> bool {
+        sign(key, self.seq, &self.hash) == self.signature
+    }
+}
+
+impl Store {
+    /// A job's record (creating it, with `known_since = now`, when new).
+    pub async fn job_run(&self, name: String) -> Result<JobRun, StoreError> {
+        if let Some(r) = self.read_job_run(&name)? {
+            return Ok(r);
+        }
+        self.write(move |ctx| {
+            let r = JobRun {
+                known_since: ctx.now_unix(),
+                ..Default::default()
+            };
+            ctx.txn
+                .open_table(JOB_RUNS)?
+                .insert(name.as_str(), encode(&r)?.as_slice())?;
+            Ok(r)
+        })
+        .await
+    }
+
+    /// A job's record, if any.
+    pub fn read_job_run(&self, name: &str) -> Result<Option<JobRun>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(JOB_RUNS)?;
+        let got = t.get(name)?;
+        got.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Saves a job's record.
+    pub async fn save_job_run(&self, name: String, run: JobRun) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            ctx.txn
+                .open_table(JOB_RUNS)?
+                .insert(name.as_str(), encode(&run)?.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks secrets past `expires_at` expired (audited `secret.expired`) and revokes their
+    /// open leases. Returns how many.
+    pub async fn expire_secrets(&self) -> Result<u64, StoreError> {
+        self.write(move |ctx| {
+            let now = ctx.now_unix();
+            let due: Vec<SecretRecord> = {
+                let t = ctx.txn.open_table(SECRETS)?;
+                let mut v = Vec::new();
+                for item in t.iter()? {
+                    let r: SecretRecord = decode(item?.1.value())?;
+                    let past = r
+                        .expires_at
+                        .as_deref()
+                        .and_then(super::parse_query_time)
+                        .is_some_and(|t| t.unix_timestamp() <= now);
+                    if past && r.expired_at.is_none() && r.deleted_at.is_none() {
+                        v.push(r);
+                    }
+                }
+                v
+            };
+            let origin = Origin::system();
+            for mut r in due.clone() {
+                r.expired_at = Some(crate::util::rfc3339(ctx.now()));
+                ctx.txn
+                    .open_table(SECRETS)?
+                    .insert(r.path.as_str(), encode(&r)?.as_slice())?;
+                let path = r.path.clone();
+                let leases =
+                    super::leases::revoke_open_leases(ctx, &origin, "secret expired", |l| {
+                        l.path == path
+                    })?;
+                ctx.audit(Draft {
+                    event: "secret.expired",
+                    actor: origin.actor.clone(),
+                    namespace: r.namespace.clone(),
+                    resource_path: r.path.clone(),
+                    action: "expire".into(),
+                    outcome: "success",
+                    ip: None,
+                    details: json!({"expires_at": r.expires_at, "leases_revoked": leases}),
+                })?;
+            }
+            Ok(due.len() as u64)
+        })
+        .await
+    }
+
+    /// Drops audit events older than `cutoff` (unix seconds), at most 10,000 per call, and
+    /// moves the signed checkpoint to the last one dropped. Returns how many were dropped.
+    pub async fn apply_audit_retention(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let key = *self.keyring().signing_key();
+        self.write(move |ctx| {
+            let mut last: Option<Event> = None;
+            let mut doomed = Vec::new();
+            {
+                let t = ctx.txn.open_table(AUDIT)?;
+                for item in t.iter()?.take(10_000) {
+                    let (k, v) = item?;
+                    let e: Event = decode(v.value())?;
+                    let old = super::parse_query_time(&e.timestamp)
+                        .is_some_and(|t| t.unix_timestamp() < cutoff);
+                    if !old {
+                        break;
+                    }
+                    doomed.push(k.value());
+                    last = Some(e);
+                }
+            }
+            let Some(last) = last else { return Ok(0) };
+            let mut t = ctx.txn.open_table(AUDIT)?;
+            for seq in &doomed {
+                t.remove(*seq)?;
+            }
+            drop(t);
+            let cp = Checkpoint {
+                seq: last.seq,
+                hash: last.hash.clone(),
+                signature: sign(&key, last.seq, &last.hash),
+            };
+            ctx.txn
+                .open_table(CHECKPOINTS)?
+                .insert("audit", encode(&cp)?.as_slice())?;
+            ctx.audit(Draft {
+                event: "audit.retention_applied",
+                actor: Origin::system().actor,
+                namespace: String::new(),
+                resource_path: "audit".into(),
+                action: "retention".into(),
+                outcome: "success",
+                ip: None,
+                details: json!({"dropped": doomed.len(), "through_seq": last.seq}),
+            })?;
+            Ok(doomed.len() as u64)
+        })
+        .await
+    }
+
+    /// The audit checkpoint, if retention has dropped events.
+    pub fn audit_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(CHECKPOINTS)?;
+        let got = t.get("audit")?;
+        got.map(|v| decode(v.value())).transpose()
+    }
+}
