@@ -38,6 +38,9 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// Scheduled jobs.
     pub jobs: JobsConfig,
+    /// Directory of proxy service files (`NAME.toml`); default: `services/` next to the
+    /// config file, none without one.
+    pub services_dir: String,
 }
 
 /// One scheduled job.
@@ -352,6 +355,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             channels: ChannelsConfig::default(),
             jobs: JobsConfig::default(),
+            services_dir: String::new(),
         }
     }
 }

@@ -67,6 +67,9 @@ pub enum ApiError {
     /// Too many requests under a limit.
     #[error("{0}")]
     RateLimited(String),
+    /// The upstream of a proxied call failed.
+    #[error("{0}")]
+    BadGateway(String),
     /// Body over the configured limit.
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -111,6 +114,7 @@ impl ApiError {
             SecretDeleted(_) => (StatusCode::CONFLICT, "secret_deleted"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Expired(_) => (StatusCode::GONE, "expired"),
+            BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
             LeaseNotActive(_) => (StatusCode::CONFLICT, "lease_not_active"),
             AlreadyDecided(_) => (StatusCode::CONFLICT, "already_decided"),
             RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

@@ -31,6 +31,7 @@ pub mod lease;
 pub mod notice;
 pub mod paths;
 pub mod policy;
+pub mod proxy;
 pub mod scope;
 pub mod state;
 pub mod store;
@@ -84,10 +85,13 @@ pub async fn run(
     let channels = channels::Hub::start(&config, &store, stop_rx.clone())?;
     let webhooks = subscriptions::Manager::new(store.clone(), &config.webhooks)?;
     webhooks.start_all()?;
+    let files = if config.services_dir.is_empty() { Vec::new() } else { proxy::service::load_dir(std::path::Path::new(&config.services_dir)).map_err(anyhow::Error::msg)? };
+    let proxy = proxy::Registry::new(files, store.list_services()?);
     let config = Arc::new(config);
     let jobs = jobs::Jobs::new(store.clone(), config.clone());
     let state = AppState {
         jobs: jobs.clone(),
+        proxy,
         channels,
         webhooks: webhooks.clone(),
         store,

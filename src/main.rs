@@ -54,6 +54,12 @@ fn load_config(
     listen: Option<String>,
 ) -> anyhow::Result<Config> {
     let mut cfg = Config::load(file.as_deref())?;
+    if cfg.services_dir.is_empty()
+        && let Some(dir) = file.as_deref().and_then(|f| f.parent())
+    {
+        // Service files live next to the config file.
+        cfg.services_dir = dir.join("services").display().to_string();
+    }
     if let Some(d) = data_dir {
         cfg.data_dir = d;
     }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub master_key: Arc<zeroize::Zeroizing<[u8; 32]>>,
     /// Telegram and Discord approval channels.
     pub channels: crate::channels::Hub,
+    /// Proxy services.
+    pub proxy: crate::proxy::Registry,
     /// Scheduled jobs.
     pub jobs: crate::jobs::Jobs,
     /// Audit webhook workers.

@@ -5,9 +5,11 @@
 mod agents;
 mod approvals;
 mod audit;
+mod export;
 mod grants;
 mod jobs;
 mod leases;
+mod proxy;
 mod secrets;
 mod system;
 mod tokens;
@@ -51,6 +53,8 @@ pub struct Path<T>(pub T);
         tokens::mint, tokens::revoke, tokens::revoke_one,
         audit::query, audit::verify,
         jobs::list, jobs::run,
+        proxy::call, proxy::create, proxy::list, proxy::delete,
+        export::export,
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete, webhooks::rotate, webhooks::replay, webhooks::deliveries,
         leases::request, leases::show, leases::list, leases::revoke, leases::secret, leases::read_now,
         approvals::list, approvals::show, approvals::vote, approvals::approver_token,
@@ -141,6 +145,10 @@ pub fn router(state: AppState) -> Router {
             "/bots/discord/interactions",
             post(crate::channels::discord::interactions),
         )
+        .route("/v1/export", post(export::export))
+        .route("/v1/proxy/{service}/{endpoint}", post(proxy::call))
+        .route("/v1/services", post(proxy::create).get(proxy::list))
+        .route("/v1/services/{name}", axum::routing::delete(proxy::delete))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{name}/run", post(jobs::run))
         .route("/v1/audit", get(audit::query))

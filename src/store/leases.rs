@@ -458,13 +458,33 @@ impl Store {
         agent_id: String,
         origin: Origin,
     ) -> Result<ReadOutcome, StoreError> {
+        self.use_lease_for(lease_id, agent_id, origin, Action::Read, None).await
+    }
+
+    /// Uses one use of an active lease for `action`: `read` audits `secret.read`; `proxy`
+    /// (when `for_path` names the service's secret) audits `lease.used` before the credential
+    /// leaves, and the proxy audits `secret.used` with the upstream's answer after.
+    pub async fn use_lease_for(
+        &self,
+        lease_id: String,
+        agent_id: String,
+        origin: Origin,
+        action: Action,
+        for_path: Option<String>,
+    ) -> Result<ReadOutcome, StoreError> {
         let keyring = self.keyring();
         self.write(move |ctx| {
             let mut lease: LeaseRecord = get(ctx, LEASES, &lease_id, "lease")?;
             if lease.agent_id != agent_id {
                 return Err(StoreError::NotFound(format!("no lease {lease_id}")));
             }
-            if lease.action != Action::Read {
+            if for_path.as_ref().is_some_and(|p| *p != lease.path) {
+                return Err(StoreError::Invalid("the lease is for another secret than the service uses".into()));
+            }
+            if lease.action != action && action == Action::Proxy {
+                return Err(StoreError::Invalid("this lease is for reading, not for the proxy".into()));
+            }
+            if lease.action != action {
                 return Err(StoreError::Invalid("this lease is for the proxy, not for reading the value".into()));
             }
             if lease.state != LeaseState::Active {
@@ -504,7 +524,8 @@ impl Store {
             ctx.txn.open_table(SECRETS)?.insert(secret.path.as_str(), encode(&secret)?.as_slice())?;
             lease.uses_left = lease.uses_left.saturating_sub(1);
             let read = json!({"lease_id": lease.id, "version": version, "access_count": secret.access_count, "keys": lease.keys, "uses_left": lease.uses_left});
-            ctx.audit(lease_draft(&lease, "secret.read", &origin, read))?;
+            let event = if action == Action::Read { "secret.read" } else { "lease.used" };
+            ctx.audit(lease_draft(&lease, event, &origin, read))?;
             let last = lease.uses_left == 0;
             if last {
                 apply(ctx, &mut lease, LeaseEvent::Use { last }, &origin, json!({}))?;

@@ -10,6 +10,7 @@ mod identity;
 mod leases;
 mod policies;
 mod secrets;
+mod services;
 mod subscriptions;
 pub(crate) mod tables;
 pub(crate) mod writer;

@@ -52,6 +52,9 @@ pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_run
 /// Signed checkpoints (`audit` → the last event dropped by retention).
 pub const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 
+/// Proxy services created through the API, by name.
+pub const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+
 /// Creates every table so that read transactions never meet a missing one.
 pub fn ensure(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -74,6 +77,7 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(CARDS)?;
     txn.open_table(JOB_RUNS)?;
     txn.open_table(CHECKPOINTS)?;
+    txn.open_table(SERVICES)?;
     txn.open_table(WEBHOOK_CURSORS)?;
     txn.open_table(WEBHOOK_DELIVERIES)?;
     txn.commit()?;

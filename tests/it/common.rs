@@ -153,6 +153,16 @@ impl Daemon {
         b["events"].as_array().unwrap().clone()
     }
 
+    /// A lease's state, as its agent sees it.
+    pub async fn show_lease_state(&self, key: &str, id: &str) -> String {
+        self.call(Method::GET, &format!("/v1/leases/{id}"), Some(key), None)
+            .await
+            .1["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Sends a raw HTTP/1.1 request line as written (no client-side URL normalisation);
     /// returns the status code.
     pub async fn raw(&self, method: &str, target: &str, body: &str) -> u16 {

@@ -13,6 +13,7 @@ mod cli_leases;
 mod jobs;
 mod leases;
 mod openapi;
+mod proxy;
 mod receiver;
 mod secrets;
 mod storage;

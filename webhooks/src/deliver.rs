@@ -82,9 +82,16 @@ fn check_ip(ip: IpAddr, policy: Destinations) -> Result<(), String> {
 }
 
 /// Resolves names and drops refused addresses, so a name that points (or later re-points)
-/// at a private address cannot be reached.
-struct GuardedResolver {
+/// at a private address cannot be reached. Usable by any reqwest client (`dns_resolver`).
+pub struct GuardedResolver {
     policy: Destinations,
+}
+
+impl GuardedResolver {
+    /// A resolver enforcing `policy`.
+    pub fn new(policy: Destinations) -> GuardedResolver {
+        GuardedResolver { policy }
+    }
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {

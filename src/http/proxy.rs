@@ -1,0 +1,234 @@
+//! Proxy endpoints: call a service with a `proxy` lease (the credential is injected here, the
+//! agent never sees it), and manage services (admin).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::{JsonBody, Path};
+use crate::audit::Draft;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::proxy::call::{Answer, build, send};
+use crate::proxy::service::template;
+use crate::proxy::{Origin, Service};
+use crate::scope::Action;
+use crate::state::AppState;
+use crate::store::ReadOutcome;
+
+/// Body of a proxied call.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyCall {
+    /// An active lease with action `proxy` on the service's secret.
+    pub lease_id: String,
+    /// Path parameters (interpolated, percent-encoded); the rest become the query (GET, DELETE)
+    /// or the JSON body.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: Map<String, Value>,
+}
+
+/// Call `endpoint` of `service` with the credential injected (one lease use, audited).
+#[utoipa::path(post, path = "/v1/proxy/{service}/{endpoint}", tag = "proxy", params(("service" = String, Path), ("endpoint" = String, Path)), request_body = ProxyCall,
+    responses((status = 200, body = Answer), (status = 502, body = crate::error::ErrorBody)))]
+pub async fn call(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((service, endpoint)): Path<(String, String)>,
+    JsonBody(body): JsonBody<ProxyCall>,
+) -> Result<Json<Answer>, ApiError> {
+    let Some(agent) = caller.agent().cloned() else {
+        return Err(ApiError::AccessDenied(
+            "the proxy is used by agents, with a proxy lease".into(),
+        ));
+    };
+    let (svc, _) = state
+        .proxy
+        .get(&service)
+        .ok_or_else(|| ApiError::NotFound(format!("no service {service:?}")))?;
+    if !svc.allows(&agent.id) {
+        caller
+            .deny(
+                &state,
+                crate::paths::namespace_of(&svc.secret),
+                &format!("services/{service}"),
+                "proxy",
+                "the agent is not allowed to use this service",
+            )
+            .await?;
+    }
+    let ep = svc.endpoints.get(&endpoint).ok_or_else(|| {
+        ApiError::NotFound(format!("service {service} has no endpoint {endpoint:?}"))
+    })?;
+    let prepared = build(&svc, ep, &body.params).map_err(ApiError::BadRequest)?;
+    let policy = webhooks::deliver::Destinations {
+        allow_loopback: svc.allow_private,
+        allow_private: svc.allow_private,
+    };
+    webhooks::deliver::check_url(&svc.base_url, policy)
+        .map_err(|e| ApiError::AccessDenied(format!("upstream refused: {e}")))?;
+    let client = state.proxy.client(&svc).map_err(ApiError::Internal)?;
+    let value = match state
+        .store
+        .use_lease_for(
+            body.lease_id.clone(),
+            agent.id.clone(),
+            caller.origin.clone(),
+            Action::Proxy,
+            Some(svc.secret.clone()),
+        )
+        .await?
+    {
+        ReadOutcome::Value(v, _, _) => v,
+        ReadOutcome::Expired(why) => return Err(ApiError::Expired(why)),
+        ReadOutcome::AccessLimit => {
+            return Err(ApiError::Expired(
+                "the secret's max_access_count is reached".into(),
+            ));
+        }
+        ReadOutcome::NotActive(s) => {
+            return Err(ApiError::LeaseNotActive(format!("the lease is {s}")));
+        }
+    };
+    let secret = zeroize::Zeroizing::new(
+        String::from_utf8(value.expose_secret().to_vec())
+            .map_err(|_| ApiError::Internal("the credential is not UTF-8".into()))?,
+    );
+    let result = send(&client, &svc, prepared, &secret).await;
+    let (status, latency, error) = match &result {
+        Ok(a) => (Some(a.status), a.latency_ms, None),
+        Err(e) => (None, 0, Some(e.clone())),
+    };
+    state
+        .store
+        .append_event(Draft {
+            event: "secret.used",
+            actor: caller.origin.actor.clone(),
+            namespace: crate::paths::namespace_of(&svc.secret).to_string(),
+            resource_path: svc.secret.clone(),
+            action: "proxy".into(),
+            outcome: if error.is_none() { "success" } else { "failure" },
+            ip: caller.origin.ip.clone(),
+            details: json!({"service": service, "endpoint": endpoint, "lease_id": body.lease_id, "upstream_status": status, "latency_ms": latency, "error": error}),
+        })
+        .await?;
+    result.map(Json).map_err(ApiError::BadGateway)
+}
+
+/// Body of `POST /v1/services`: a full service, or a template with a name and secret.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewService {
+    /// `github`, `stripe`, `openai`, `anthropic` or `shopify`.
+    pub template: Option<String>,
+    /// Service name (with a template).
+    pub name: Option<String>,
+    /// Secret path (with a template).
+    pub secret: Option<String>,
+    /// Override the template's base URL (e.g. your Shopify store).
+    pub base_url: Option<String>,
+    /// Agents allowed (default: any agent holding a proxy lease).
+    pub allowed_agents: Option<Vec<String>>,
+    /// A full service instead of a template.
+    pub service: Option<Service>,
+}
+
+/// A service as listed.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceView {
+    /// The service.
+    #[serde(flatten)]
+    pub service: Service,
+    /// `file` or `api`.
+    pub origin: Origin,
+}
+
+/// Declare a service (admin).
+#[utoipa::path(post, path = "/v1/services", tag = "proxy", request_body = NewService, responses((status = 201, body = ServiceView)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewService>,
+) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
+    caller.require_admin(&state, "services").await?;
+    let mut svc = match (body.service, body.template) {
+        (Some(s), None) => s,
+        (None, Some(t)) => {
+            let (Some(name), Some(secret)) = (body.name, body.secret) else {
+                return Err(ApiError::BadRequest(
+                    "a template needs a name and a secret".into(),
+                ));
+            };
+            template(&t, &name, secret.trim_start_matches('/')).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "no template {t:?}; try github, stripe, openai, anthropic, shopify"
+                ))
+            })?
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either service or template".into(),
+            ));
+        }
+    };
+    if let Some(b) = body.base_url {
+        svc.base_url = b;
+    }
+    if let Some(a) = body.allowed_agents {
+        svc.allowed_agents = a;
+    }
+    svc.validate().map_err(ApiError::BadRequest)?;
+    if state
+        .proxy
+        .get(&svc.name)
+        .is_some_and(|(_, o)| o == Origin::File)
+    {
+        return Err(ApiError::Conflict(format!(
+            "service {} is declared in a file",
+            svc.name
+        )));
+    }
+    let svc = state.store.put_service(svc, caller.origin.clone()).await?;
+    state.proxy.insert(svc.clone(), Origin::Api);
+    Ok((
+        StatusCode::CREATED,
+        Json(ServiceView {
+            service: svc,
+            origin: Origin::Api,
+        }),
+    ))
+}
+
+/// Every service (admins and agents).
+#[utoipa::path(get, path = "/v1/services", tag = "proxy", responses((status = 200, body = Vec<ServiceView>)))]
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Vec<ServiceView>> {
+    Json(
+        state
+            .proxy
+            .list()
+            .into_iter()
+            .map(|(service, origin)| ServiceView { service, origin })
+            .collect(),
+    )
+}
+
+/// Remove a service declared through the API (admin).
+#[utoipa::path(delete, path = "/v1/services/{name}", tag = "proxy", params(("name" = String, Path)), responses((status = 204)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin(&state, "services").await?;
+    state
+        .store
+        .delete_service(name.clone(), caller.origin.clone())
+        .await?;
+    state.proxy.remove(&name);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,299 @@
+//! Proxy services: an outside API reached *through* Latchkey, which injects the credential so
+//! the agent never sees it. Declared in `services/NAME.toml` next to the config file or through
+//! the API; templates ship for github, stripe, openai, anthropic and shopify.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// How the credential is put into the upstream request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Inject {
+    /// A header whose value is a template with `{secret}`, e.g. `Bearer {secret}`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Value template.
+        template: String,
+    },
+    /// HTTP basic auth with this user name and the secret as password (or the secret as user
+    /// name and an empty password when `username` is empty, as Stripe does).
+    Basic {
+        /// User name (may be empty).
+        #[serde(default)]
+        username: String,
+    },
+    /// A query parameter.
+    Query {
+        /// Parameter name.
+        name: String,
+    },
+}
+
+/// One allowed endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// Path template under the base URL, e.g. `/repos/{owner}/{repo}`.
+    pub path: String,
+}
+
+/// A proxy service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Name, used in `/v1/proxy/{service}/{endpoint}`.
+    pub name: String,
+    /// Base URL (https unless `allow_private` is set for a local service).
+    pub base_url: String,
+    /// How the credential is injected.
+    pub inject: Inject,
+    /// The secret's full path.
+    pub secret: String,
+    /// Agent ids allowed to use it (`*` for any agent with a proxy lease).
+    #[serde(default = "any")]
+    pub allowed_agents: Vec<String>,
+    /// Endpoints by name.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Allow private and loopback upstream addresses.
+    #[serde(default)]
+    pub allow_private: bool,
+    /// Upstream timeout.
+    #[serde(default = "thirty")]
+    pub timeout_seconds: u64,
+    /// Largest upstream answer passed back.
+    #[serde(default = "mib")]
+    pub max_response_bytes: usize,
+}
+
+fn any() -> Vec<String> {
+    vec!["*".into()]
+}
+fn thirty() -> u64 {
+    30
+}
+fn mib() -> usize {
+    1024 * 1024
+}
+
+impl Service {
+    /// Checks names, URL, methods and templates.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if !name_ok(&self.name) {
+            return Err(format!(
+                "service name {:?}: letters, digits, - and _ only",
+                self.name
+            ));
+        }
+        let url = reqwest::Url::parse(&self.base_url).map_err(|e| format!("base_url: {e}"))?;
+        if !matches!(url.scheme(), "https" | "http")
+            || url.host_str().is_none()
+            || url.query().is_some()
+        {
+            return Err("base_url must be an http(s) URL with a host and no query".into());
+        }
+        if url.scheme() == "http" && !self.allow_private {
+            return Err("base_url must be https (http is allowed only with allow_private for local services)".into());
+        }
+        crate::paths::validate(&self.secret).map_err(|e| format!("secret: {e}"))?;
+        if self.endpoints.is_empty() {
+            return Err("a service needs at least one endpoint".into());
+        }
+        for (n, e) in &self.endpoints {
+            if !name_ok(n) {
+                return Err(format!(
+                    "endpoint name {n:?}: letters, digits, - and _ only"
+                ));
+            }
+            if !matches!(
+                e.method.as_str(),
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            ) {
+                return Err(format!("endpoint {n}: method {:?}", e.method));
+            }
+            if !e.path.starts_with('/')
+                || e.path.contains("..")
+                || e.path.contains("//")
+                || e.path.contains('?')
+                || e.path.contains('#')
+            {
+                return Err(format!(
+                    "endpoint {n}: path must start with / and hold no .., //, ? or #"
+                ));
+            }
+        }
+        if let Inject::Header { name, template } = &self.inject
+            && (!template.contains("{secret}")
+                || name.is_empty()
+                || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err())
+        {
+            return Err(
+                "inject.header needs a valid name and a template containing {secret}".into(),
+            );
+        }
+        if self.timeout_seconds == 0
+            || self.timeout_seconds > 300
+            || self.max_response_bytes == 0
+            || self.max_response_bytes > 64 * 1024 * 1024
+        {
+            return Err("timeout_seconds must be 1–300 and max_response_bytes 1 B–64 MiB".into());
+        }
+        Ok(())
+    }
+
+    /// May this agent use the service?
+    pub fn allows(&self, agent_id: &str) -> bool {
+        self.allowed_agents
+            .iter()
+            .any(|a| a == "*" || a == agent_id)
+    }
+}
+
+fn ep(method: &str, path: &str) -> Endpoint {
+    Endpoint {
+        method: method.into(),
+        path: path.into(),
+    }
+}
+
+/// A shipped template, completed with a name and the secret's path.
+pub fn template(kind: &str, name: &str, secret: &str) -> Option<Service> {
+    let bearer = |header: &str, prefix: &str| Inject::Header {
+        name: header.into(),
+        template: format!("{prefix}{{secret}}"),
+    };
+    let (base, inject, endpoints): (&str, Inject, Vec<(&str, Endpoint)>) = match kind {
+        "github" => (
+            "https://api.github.com",
+            bearer("authorization", "Bearer "),
+            vec![
+                ("get_repo", ep("GET", "/repos/{owner}/{repo}")),
+                ("list_issues", ep("GET", "/repos/{owner}/{repo}/issues")),
+                ("create_issue", ep("POST", "/repos/{owner}/{repo}/issues")),
+                ("get_user", ep("GET", "/user")),
+            ],
+        ),
+        "stripe" => (
+            "https://api.stripe.com",
+            Inject::Basic {
+                username: String::new(),
+            },
+            vec![
+                ("list_customers", ep("GET", "/v1/customers")),
+                ("get_customer", ep("GET", "/v1/customers/{id}")),
+                ("get_balance", ep("GET", "/v1/balance")),
+            ],
+        ),
+        "openai" => (
+            "https://api.openai.com",
+            bearer("authorization", "Bearer "),
+            vec![
+                ("chat_completions", ep("POST", "/v1/chat/completions")),
+                ("embeddings", ep("POST", "/v1/embeddings")),
+                ("list_models", ep("GET", "/v1/models")),
+            ],
+        ),
+        "anthropic" => (
+            "https://api.anthropic.com",
+            bearer("x-api-key", ""),
+            vec![
+                ("messages", ep("POST", "/v1/messages")),
+                ("list_models", ep("GET", "/v1/models")),
+            ],
+        ),
+        "shopify" => (
+            "https://example.myshopify.com",
+            bearer("x-shopify-access-token", ""),
+            vec![
+                (
+                    "list_products",
+                    ep("GET", "/admin/api/2024-10/products.json"),
+                ),
+                (
+                    "get_product",
+                    ep("GET", "/admin/api/2024-10/products/{id}.json"),
+                ),
+                ("list_orders", ep("GET", "/admin/api/2024-10/orders.json")),
+            ],
+        ),
+        _ => return None,
+    };
+    Some(Service {
+        name: name.into(),
+        base_url: base.into(),
+        inject,
+        secret: secret.into(),
+        allowed_agents: any(),
+        endpoints: endpoints
+            .into_iter()
+            .map(|(n, e)| (n.to_string(), e))
+            .collect(),
+        allow_private: false,
+        timeout_seconds: 30,
+        max_response_bytes: mib(),
+    })
+}
+
+/// Loads every `*.toml` in `dir` (missing directory: none). A bad file is an error naming it.
+pub fn load_dir(dir: &Path) -> Result<Vec<Service>, String> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let svc: Service = toml::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+        svc.validate()
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+        out.push(svc);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_valid() {
+        for t in ["github", "stripe", "openai", "anthropic", "shopify"] {
+            template(t, t, "production/x").unwrap().validate().unwrap();
+        }
+        assert!(template("nope", "n", "p").is_none());
+    }
+
+    #[test]
+    fn bad_services_are_refused() {
+        let mut s = template("github", "gh", "production/gh").unwrap();
+        s.base_url = "http://api.github.com".into();
+        assert!(s.validate().is_err(), "http needs allow_private");
+        let mut s = template("github", "gh", "production/gh").unwrap();
+        s.endpoints.insert("bad".into(), ep("GET", "/a/../b"));
+        assert!(s.validate().is_err());
+        let mut s = template("github", "gh", "production/gh").unwrap();
+        s.inject = Inject::Header {
+            name: "authorization".into(),
+            template: "Bearer".into(),
+        };
+        assert!(s.validate().is_err());
+    }
+}
