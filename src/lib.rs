@@ -85,7 +85,12 @@ pub async fn run(
     let channels = channels::Hub::start(&config, &store, stop_rx.clone())?;
     let webhooks = subscriptions::Manager::new(store.clone(), &config.webhooks)?;
     webhooks.start_all()?;
-    let files = if config.services_dir.is_empty() { Vec::new() } else { proxy::service::load_dir(std::path::Path::new(&config.services_dir)).map_err(anyhow::Error::msg)? };
+    let files = if config.services_dir.is_empty() {
+        Vec::new()
+    } else {
+        proxy::service::load_dir(std::path::Path::new(&config.services_dir))
+            .map_err(anyhow::Error::msg)?
+    };
     let proxy = proxy::Registry::new(files, store.list_services()?);
     let config = Arc::new(config);
     let jobs = jobs::Jobs::new(store.clone(), config.clone());

@@ -458,7 +458,8 @@ impl Store {
         agent_id: String,
         origin: Origin,
     ) -> Result<ReadOutcome, StoreError> {
-        self.use_lease_for(lease_id, agent_id, origin, Action::Read, None).await
+        self.use_lease_for(lease_id, agent_id, origin, Action::Read, None)
+            .await
     }
 
     /// Uses one use of an active lease for `action`: `read` audits `secret.read`; `proxy`
