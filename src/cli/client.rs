@@ -115,6 +115,16 @@ impl Client {
         Ok(self.send(method, path, &[], None).await?.1)
     }
 
+    /// `POST path` with a JSON body, for an answer that holds secret values: the successful
+    /// body is returned as bytes in a buffer that is zeroized when dropped.
+    pub async fn post_secret(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        Ok(self.send(Method::POST, path, &[], Some(body)).await?.1)
+    }
+
     async fn send(
         &self,
         method: Method,

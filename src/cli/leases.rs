@@ -228,13 +228,7 @@ async fn request(opts: &GlobalOpts, a: RequestArgs) -> anyhow::Result<()> {
         outln!("{line}");
     }
     if state(&lease) == "pending" {
-        let appr = text(&lease["approval"], "id");
-        eprintln!(
-            "approval {appr}: needs {} vote(s) by {}",
-            text(&lease["approval"], "votes_needed"),
-            text(&lease["approval"], "deadline")
-        );
-        eprintln!("waiting for approval (approve with: latchkey approve {appr})");
+        announce_pending(&lease);
         if a.wait {
             lease = super::lease_wait::wait(opts, lease, a.timeout).await?;
         }
@@ -270,8 +264,19 @@ pub(super) fn state(lease: &Value) -> String {
     text(lease, "state")
 }
 
+/// Tells, on stderr, which approval a pending lease waits for and how to give it.
+pub(super) fn announce_pending(lease: &Value) {
+    let appr = text(&lease["approval"], "id");
+    eprintln!(
+        "approval {appr}: needs {} vote(s) by {}",
+        text(&lease["approval"], "votes_needed"),
+        text(&lease["approval"], "deadline")
+    );
+    eprintln!("waiting for approval (approve with: latchkey approve {appr})");
+}
+
 /// The one line for a lease that did not become (or is no longer) usable.
-fn ended(lease: &Value) -> String {
+pub(super) fn ended(lease: &Value) -> String {
     let id = text(lease, "id");
     let by = text(&lease["approval"], "decided_by");
     match (

@@ -1,11 +1,12 @@
 //! The command-line client: talks to the daemon over HTTP with LATCHKEY_ADDR / LATCHKEY_TOKEN.
 //!
 //! One module per command group (`secret`, `agent`, `token`, `import`, `audit`, `keys`,
-//! `lease`, `approvals`/`approve`/`deny`/`approver`, `grant`, `policy`);
+//! `lease`, `approvals`/`approve`/`deny`/`approver`, `grant`, `policy`, `run`, `export`, `jobs`);
 //! `client` wraps reqwest and turns every failure into one clear line. Output is a human
 //! table or `key: value` lines by default, the daemon's raw JSON with `--json`. Secret values
 //! are never taken from argv, and printed only on an explicit read (`lease read`,
-//! `lease request --reveal`), alone on stdout.
+//! `lease request --reveal`), alone on stdout; `run` hands them to a child's environment only,
+//! and `export` (admin, audited) writes them to a 0600 file or stdout.
 
 /// `println!` that ends the process quietly when stdout is a closed pipe (`… | head`).
 /// Defined before the `mod` lines so every command module sees it.
@@ -19,12 +20,15 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod client;
+pub mod export;
 pub mod grants;
 pub mod import;
+pub mod jobs;
 pub mod keys;
 pub mod lease_wait;
 pub mod leases;
 pub mod policies;
+pub mod run;
 pub mod secrets;
 pub mod tokens;
 pub mod value;
@@ -135,6 +139,17 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: policies::PolicyCommand,
     },
+    /// Run a command with secrets in its environment (single-use leases, revoked after).
+    Run(run::RunArgs),
+    /// Export secret values for migration, as dotenv or JSON (admin; audited).
+    Export(export::ExportArgs),
+    /// List the scheduled jobs and run one now (admin).
+    Jobs {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: jobs::JobsCommand,
+    },
 }
 
 /// Arguments of `approve` and `deny`.
@@ -165,6 +180,9 @@ pub async fn execute(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Approver { opts, cmd } => approvals::run_approver(&opts, cmd).await,
         ClientCommand::Grant { opts, cmd } => grants::run(&opts, cmd).await,
         ClientCommand::Policy { opts, cmd } => policies::run(&opts, cmd).await,
+        ClientCommand::Run(a) => run::run(a).await,
+        ClientCommand::Export(a) => export::run(a).await,
+        ClientCommand::Jobs { opts, cmd } => jobs::run(&opts, cmd).await,
     }
 }
 

@@ -51,13 +51,22 @@ pub async fn export(
             paths.push(p.to_string());
         }
     }
-    let mut out = serde_json::Map::new();
+    if paths.len() > 10_000 {
+        return Err(ApiError::BadRequest(
+            "an export holds at most 10,000 secrets".into(),
+        ));
+    }
+    // Every path must exist before anything is read or audited.
+    let mut records = Vec::with_capacity(paths.len());
     for p in &paths {
         let rec = state
             .store
             .get_secret(p)?
-            .filter(|r| r.deleted_at.is_none())
-            .ok_or_else(|| ApiError::NotFound(format!("no secret at {p}")))?;
+            .filter(|r| r.deleted_at.is_none());
+        records.push(rec.ok_or_else(|| ApiError::NotFound(format!("no secret at {p}")))?);
+    }
+    let mut out = serde_json::Map::new();
+    for (p, rec) in paths.iter().zip(records) {
         let value = state.store.read_value(p, None)?;
         let v = if rec.secret_type == "env_bundle" {
             serde_json::from_slice(value.expose_secret())

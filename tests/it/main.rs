@@ -10,6 +10,7 @@ mod audit;
 mod binary;
 mod cli;
 mod cli_leases;
+mod cli_run;
 mod jobs;
 mod leases;
 mod openapi;
