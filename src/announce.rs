@@ -36,6 +36,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             })
             .map(|r| r.chat_id)
             .collect();
+        chats.sort_unstable();
         chats.dedup();
         for chat in chats {
             if let Err(e) = tg.send_text(chat, &text).await {

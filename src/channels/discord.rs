@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bots::ApprovalChannel as _;
 use bots::discord::{Interaction, ephemeral, parse_interaction, pong, verify_interaction};
 
 use super::votes::tap;
@@ -41,11 +42,35 @@ pub async fn interactions(
         Interaction::Ping => Json(pong()).into_response(),
         Interaction::Other => Json(ephemeral("This interaction is not supported.")).into_response(),
         Interaction::Button {
-            user_id, user_name, ..
+            user_id,
+            user_name,
+            channel_id,
+            message_id,
+            ..
         } => {
             let vote = match dc.vote(&interaction) {
                 Ok(v) => v,
-                Err(_) => return Json(ephemeral("This button is not valid.")).into_response(),
+                Err(_) => {
+                    // Audited like a forged Telegram button.
+                    tracing::warn!(user_id = %user_id, "forged or altered button data refused");
+                    let _ = state
+                        .store
+                        .append_event(crate::audit::Draft {
+                            event: "approval.vote_rejected",
+                            actor: crate::audit::Actor {
+                                kind: "discord".into(),
+                                id: user_id.clone(),
+                            },
+                            namespace: String::new(),
+                            resource_path: String::new(),
+                            action: "vote".into(),
+                            outcome: "denied",
+                            ip: None,
+                            details: serde_json::json!({"reason": "button data failed its check", "via": "discord", "user_name": user_name}),
+                        })
+                        .await;
+                    return Json(ephemeral("This button is not valid.")).into_response();
+                }
             };
             let decision = vote.decision;
             let answer = tap(
@@ -57,6 +82,27 @@ pub async fn interactions(
                 decision,
             )
             .await;
+            if answer.stale_card
+                && let (Some(a), Some(channel), Some(message)) = (
+                    answer.approval.clone(),
+                    channel_id.clone(),
+                    message_id.clone(),
+                )
+            {
+                // A click on a card decided earlier: that copy still shows buttons (its edit
+                // failed or is queued). The answer tells the clicker who decided; the edit,
+                // after the answer (Discord wants one within 3 s), closes the card.
+                let dc = dc.clone();
+                tokio::spawn(async move {
+                    let at = [bots::MessageRef {
+                        chat_id: channel,
+                        message_id: message,
+                    }];
+                    if let Err(e) = dc.update(&super::card(&a), &at).await {
+                        tracing::warn!(error = %e, "could not close a stale Discord card");
+                    }
+                });
+            }
             match (&answer.approval, answer.alert) {
                 (Some(a), false) => match dc.update_message(&super::card(a)) {
                     Ok(body) => Json(body).into_response(),

@@ -40,7 +40,13 @@ pub fn card(a: &ApprovalRecord) -> Card {
                 ApprovalState::Denied => OutcomeKind::Denied,
                 _ => OutcomeKind::Expired,
             },
-            decided_by: t.decided_by.clone(),
+            // A cancelled approval's `decided_by` is the id of whoever revoked the lease, which
+            // means nothing in a chat; the card has no "cancelled" outcome, so say why it closed.
+            decided_by: if s == ApprovalState::Cancelled {
+                Some("lease revocation".into())
+            } else {
+                t.decided_by.clone()
+            },
             decided_at: t.decided_at.map(ts).unwrap_or_default(),
         }),
     };
@@ -72,11 +78,33 @@ pub fn callback_key(store: &Store) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// One place cards go: a channel bound to one chat or channel, for paths matching a pattern.
+/// One place cards go: a channel bound to one chat or channel, for paths matching any of its
+/// patterns. Routes naming the same chat share one target, so a card matching several of
+/// them is posted there once (and each copy is edited once).
 struct Target {
     name: String,
-    pattern: Glob,
+    patterns: Vec<Glob>,
     channel: Arc<dyn ApprovalChannel>,
+}
+
+/// Adds `pattern` to the target called `name`, creating the target with `make` if needed.
+fn add_route(
+    targets: &mut Vec<Target>,
+    name: String,
+    pattern: &str,
+    make: impl FnOnce() -> anyhow::Result<Arc<dyn ApprovalChannel>>,
+) -> anyhow::Result<()> {
+    let glob = Glob::parse(pattern).map_err(anyhow::Error::msg)?;
+    if let Some(t) = targets.iter_mut().find(|t| t.name == name) {
+        t.patterns.push(glob);
+    } else {
+        targets.push(Target {
+            name,
+            patterns: vec![glob],
+            channel: make()?,
+        });
+    }
+    Ok(())
 }
 
 enum Job {
@@ -113,8 +141,14 @@ pub struct Hub {
     pub status: Status,
     /// The button MAC key.
     pub key: Arc<Vec<u8>>,
-    queues: Arc<Vec<(Glob, mpsc::UnboundedSender<Job>)>>,
+    /// The Telegram bot's username, once `getMe` has answered (for `/cmd@name` in groups).
+    pub telegram_username: Arc<Mutex<Option<String>>>,
+    queues: Arc<Vec<(Vec<Glob>, mpsc::UnboundedSender<Job>)>>,
+    shutdown: watch::Receiver<bool>,
 }
+
+/// A channel's state in `/readyz` until its first check has answered.
+pub const STARTING: &str = "starting";
 
 impl Hub {
     /// Builds the configured channels (a bad configuration is an error at start) and starts
@@ -139,14 +173,18 @@ impl Hub {
                 })
                 .map_err(|e| anyhow::anyhow!("Telegram channel: {e}"))
             };
-            let all: Vec<i64> = tg.routes.iter().map(|r| r.chat_id).collect();
+            let mut all: Vec<i64> = tg.routes.iter().map(|r| r.chat_id).collect();
+            all.sort_unstable();
+            all.dedup();
             telegram = Some(Arc::new(make(all)?));
+            status.set("telegram", STARTING.into());
             for r in &tg.routes {
-                targets.push(Target {
-                    name: format!("telegram:{}", r.chat_id),
-                    pattern: Glob::parse(&r.pattern).map_err(anyhow::Error::msg)?,
-                    channel: Arc::new(make(vec![r.chat_id])?),
-                });
+                add_route(
+                    &mut targets,
+                    format!("telegram:{}", r.chat_id),
+                    &r.pattern,
+                    || Ok(Arc::new(make(vec![r.chat_id])?)),
+                )?;
             }
         }
         let mut discord = None;
@@ -163,21 +201,24 @@ impl Hub {
                 })
                 .map_err(|e| anyhow::anyhow!("Discord channel: {e}"))
             };
-            discord = Some(Arc::new(make(
-                dc.routes.iter().map(|r| r.channel_id).collect(),
-            )?));
+            let mut all: Vec<u64> = dc.routes.iter().map(|r| r.channel_id).collect();
+            all.sort_unstable();
+            all.dedup();
+            discord = Some(Arc::new(make(all)?));
+            status.set("discord", STARTING.into());
             for r in &dc.routes {
-                targets.push(Target {
-                    name: format!("discord:{}", r.channel_id),
-                    pattern: Glob::parse(&r.pattern).map_err(anyhow::Error::msg)?,
-                    channel: Arc::new(make(vec![r.channel_id])?),
-                });
+                add_route(
+                    &mut targets,
+                    format!("discord:{}", r.channel_id),
+                    &r.pattern,
+                    || Ok(Arc::new(make(vec![r.channel_id])?)),
+                )?;
             }
         }
         let mut queues = Vec::new();
         for t in targets {
             let (tx, rx) = mpsc::unbounded_channel();
-            queues.push((t.pattern.clone(), tx));
+            queues.push((t.patterns.clone(), tx));
             tokio::spawn(run_target(
                 t,
                 rx,
@@ -191,21 +232,59 @@ impl Hub {
             discord,
             status,
             key: Arc::new(key),
+            telegram_username: Arc::default(),
             queues: Arc::new(queues),
+            shutdown: shutdown.clone(),
         };
         tokio::spawn(dispatch(hub.clone(), store.notices().subscribe(), shutdown));
         Ok(hub)
     }
 
-    /// Checks every channel's credentials (getMe / users/@me) and records the result.
+    /// Checks every channel's credentials (getMe / users/@me) and records the result. A
+    /// channel that could not be reached (as opposed to one that refused us) is checked again
+    /// with backoff until it answers or the daemon stops, so `/readyz` does not keep reporting
+    /// a network failure from start-up.
     pub async fn check(&self) {
-        if let Some(t) = &self.telegram {
-            let r = tokio::time::timeout(Duration::from_secs(15), t.check()).await;
-            self.record("telegram", r);
-        }
-        if let Some(d) = &self.discord {
-            let r = tokio::time::timeout(Duration::from_secs(15), d.check()).await;
-            self.record("discord", r);
+        let telegram = async {
+            if let Some(t) = &self.telegram
+                && let Some(name) = self.check_until_answered("telegram", || t.check()).await
+                && let Ok(mut u) = self.telegram_username.lock()
+            {
+                *u = Some(name);
+            }
+        };
+        let discord = async {
+            if let Some(d) = &self.discord {
+                self.check_until_answered("discord", || d.check()).await;
+            }
+        };
+        tokio::join!(telegram, discord);
+    }
+
+    /// Runs `check` until it succeeds or fails for good; returns the bot's name on success.
+    async fn check_until_answered<F, Fut>(&self, name: &str, check: F) -> Option<String>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<String, ChannelError>>,
+    {
+        let mut shutdown = self.shutdown.clone();
+        let mut wait = Duration::from_secs(1);
+        loop {
+            let r = tokio::time::timeout(Duration::from_secs(15), check()).await;
+            let (retry, bot) = match &r {
+                Ok(Ok(bot)) => (false, Some(bot.clone())),
+                Ok(Err(e)) => (e.is_retryable(), None),
+                Err(_) => (true, None),
+            };
+            self.record(name, r);
+            if !retry {
+                return bot;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return None,
+            }
+            wait = (wait * 2).min(Duration::from_secs(300));
         }
     }
 
@@ -232,6 +311,18 @@ impl Hub {
     pub fn any(&self) -> bool {
         self.telegram.is_some() || self.discord.is_some()
     }
+
+    /// Whether a `/cmd@name` command is for this bot: yes without a name, or when the name
+    /// is ours (case-insensitive), or while our name is not known yet.
+    pub fn telegram_command_is_ours(&self, mention: Option<&str>) -> bool {
+        let Some(mention) = mention else {
+            return true;
+        };
+        match self.telegram_username.lock().ok().and_then(|u| u.clone()) {
+            Some(ours) => ours.eq_ignore_ascii_case(mention),
+            None => true,
+        }
+    }
 }
 
 async fn dispatch(
@@ -257,8 +348,8 @@ async fn dispatch(
             Err(_) => return,
         };
         let c = card(&approval);
-        for (pattern, tx) in hub.queues.iter() {
-            if pattern.matches(&approval.path) {
+        for (patterns, tx) in hub.queues.iter() {
+            if patterns.iter().any(|p| p.matches(&approval.path)) {
                 let job = if change == ApprovalChange::Opened {
                     Job::Post(c.clone())
                 } else {
@@ -300,6 +391,7 @@ async fn run_target(
                         store
                             .add_card_refs(card.approval_id.clone(), refs)
                             .await
+                            .map(|()| true)
                             .map_err(|e| ChannelError::Unavailable(e.to_string()))
                     }
                     Err(e) => Err(e),
@@ -316,15 +408,19 @@ async fn run_target(
                         })
                         .collect();
                     if refs.is_empty() {
-                        Ok(())
+                        // Never posted here (or the post failed for good): nothing to edit,
+                        // and nothing learnt about the target's health.
+                        Ok(false)
                     } else {
-                        t.channel.update(card, &refs).await
+                        t.channel.update(card, &refs).await.map(|()| true)
                     }
                 }
             };
             let wait = match result {
-                Ok(()) => {
-                    status.set(&t.name, "ok".into());
+                Ok(reached) => {
+                    if reached {
+                        status.set(&t.name, "ok".into());
+                    }
                     break;
                 }
                 Err(ChannelError::RateLimited { retry_after_secs }) => {

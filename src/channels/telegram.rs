@@ -25,8 +25,10 @@ pub async fn handle(state: &AppState, incoming: Incoming) {
             user_id,
             user_name,
             data,
-            ..
+            chat_id,
+            message_id,
         } => {
+            let mut stale = None;
             let (text, alert) = match bots::callback::decode(&state.channels.key, &data) {
                 Ok((approval_id, decision)) => {
                     let a = tap(
@@ -38,6 +40,9 @@ pub async fn handle(state: &AppState, incoming: Incoming) {
                         decision,
                     )
                     .await;
+                    if a.stale_card {
+                        stale = a.approval;
+                    }
                     (a.text, a.alert)
                 }
                 Err(_) => {
@@ -61,13 +66,29 @@ pub async fn handle(state: &AppState, incoming: Incoming) {
             if let Err(e) = tg.answer_tap(&callback_query_id, &text, alert).await {
                 tracing::warn!(error = %e, "answerCallbackQuery failed");
             }
+            // A tap on a card decided earlier: that copy still shows buttons (its edit
+            // failed or is queued), so show the outcome on it now.
+            if let (Some(a), Some(chat), Some(message)) = (stale, chat_id, message_id) {
+                let at = bots::MessageRef {
+                    chat_id: chat.to_string(),
+                    message_id: message.to_string(),
+                };
+                if let Err(e) = tg.edit(&super::card(&a), &at).await {
+                    tracing::warn!(error = %e, "could not close a stale Telegram card");
+                }
+            }
         }
         Incoming::Command {
             chat_id,
             user_id,
             command,
+            mention,
             ..
         } => {
+            // In a group, `/pending@other_bot` is for another bot.
+            if !state.channels.telegram_command_is_ours(mention.as_deref()) {
+                return;
+            }
             let reply = match command {
                 Command::Whoami => format!("Your Telegram user id is {user_id}; this chat's id is {chat_id}. Put them in the Latchkey config ([[approvers]] telegram_user_id, [[channels.telegram.routes]] chat_id)."),
                 Command::Pending => pending_for(state, user_id),
@@ -131,6 +152,10 @@ pub async fn poll(state: AppState, mut shutdown: watch::Receiver<bool>) {
         };
         match got {
             Ok(updates) => {
+                if failures > 0 {
+                    // Recovered: the error recorded below no longer describes the channel.
+                    state.channels.status.set("telegram", "ok".into());
+                }
                 failures = 0;
                 offset = bots::telegram::next_offset(&updates, offset);
                 for u in &updates {

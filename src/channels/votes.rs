@@ -17,6 +17,9 @@ pub struct TapAnswer {
     pub alert: bool,
     /// The approval after the tap, when it exists.
     pub approval: Option<ApprovalRecord>,
+    /// The approval was decided before this tap: the tapped copy of the card may be stale
+    /// (its edit failed or is still queued) and should be edited to show the outcome.
+    pub stale_card: bool,
 }
 
 fn state_word(s: ApprovalState) -> &'static str {
@@ -43,23 +46,33 @@ pub async fn tap(
         text,
         alert,
         approval,
+        stale_card: false,
     };
     let approval = match state.store.get_approval(approval_id) {
         Ok(Some(a)) => a,
         _ => return answer("this approval no longer exists".into(), true, None),
     };
-    let approver = state.config.approvers.iter().find(|a| match platform {
-        "telegram" => a
-            .telegram_user_id
-            .is_some_and(|id| id.to_string() == user_id),
-        "discord" => a.discord_user_id.as_deref() == Some(user_id),
-        _ => false,
+    // Fail closed: an empty id never matches. The same person may be listed under several
+    // approver names (say one for staging, one for production): any entry that may decide
+    // this path counts.
+    let approver = state.config.approvers.iter().find(|a| {
+        let same_user = match platform {
+            "telegram" => a
+                .telegram_user_id
+                .is_some_and(|id| id.to_string() == user_id),
+            "discord" => a
+                .discord_user_id
+                .as_deref()
+                .is_some_and(|id| !id.is_empty() && id == user_id),
+            _ => false,
+        };
+        same_user && !user_id.is_empty() && a.may_decide(&approval.path)
     });
     let actor = Actor {
         kind: platform.to_string(),
         id: user_id.to_string(),
     };
-    let Some(approver) = approver.filter(|a| a.may_decide(&approval.path)) else {
+    let Some(approver) = approver else {
         let _ = state
             .store
             .append_event(Draft {
@@ -126,7 +139,10 @@ pub async fn tap(
                 r.outcome,
                 VoteOutcome::AlreadyDecided(..) | VoteOutcome::Lapsed(..)
             );
-            answer(text, alert, Some(r.approval))
+            TapAnswer {
+                stale_card: matches!(r.outcome, VoteOutcome::AlreadyDecided(..)),
+                ..answer(text, alert, Some(r.approval))
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, "vote from chat failed");

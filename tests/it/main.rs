@@ -4,10 +4,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod fake_discord;
+mod fake_telegram;
 
 mod agents_tokens;
 mod audit;
 mod binary;
+mod channels;
 mod cli;
 mod cli_leases;
 mod cli_run;
