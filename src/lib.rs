@@ -117,9 +117,21 @@ pub async fn run(
             tokio::spawn(channels::telegram::poll(state.clone(), stop_rx.clone()));
         } else if let Some(bot) = state.channels.telegram.clone() {
             let (url, secret) = (tg.webhook_url.clone(), tg.webhook_secret.0.clone());
+            let status = state.channels.status.clone();
             tokio::spawn(async move {
-                if let Err(e) = bot.set_webhook(&url, &secret).await {
-                    tracing::error!(error = %e, "setWebhook failed");
+                // Retried with backoff while Telegram is unreachable; the outcome shows in /readyz.
+                for attempt in 0u32..12 {
+                    match bot.set_webhook(&url, &secret).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::error!(error = %e, "setWebhook failed");
+                            status.set("telegram-webhook", e.to_string());
+                            if !e.is_retryable() {
+                                return;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1 << attempt.min(6))).await;
                 }
             });
         }

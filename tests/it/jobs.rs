@@ -245,3 +245,52 @@ fn a_bad_cron_expression_is_refused_at_start_with_the_job_name() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_rotation_reminder_reaches_the_telegram_chat() {
+    use crate::fake_telegram::{FakeTelegram, TOKEN};
+    let tg = FakeTelegram::start().await;
+    let url = tg.url.clone();
+    let d = Daemon::start_with(move |c| {
+        c.channels.telegram.enabled = true;
+        c.channels.telegram.token = latchkey::config::Credential(TOKEN.into());
+        c.channels.telegram.api_url = url.clone();
+        c.channels.telegram.routes = vec![latchkey::config::TelegramRoute {
+            pattern: "keys/**".into(),
+            chat_id: -1001,
+        }];
+        c.jobs.rotation_reminders.schedule = "* * * * * *".into();
+    })
+    .await;
+    let admin = d.admin.clone();
+    d.put(
+        &admin,
+        "keys/stale",
+        json!({"value": "v", "metadata": {"rotate_every": 1}}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sent = Vec::new();
+    while Instant::now() < deadline {
+        sent = tg.bodies("sendMessage");
+        if sent.iter().any(|b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Rotation due: keys/stale"))
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reminder = sent
+        .iter()
+        .find(|b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Rotation due: keys/stale"))
+        })
+        .unwrap_or_else(|| panic!("no reminder in {sent:?}"));
+    assert_eq!(reminder["chat_id"], -1001);
+    assert!(!d.events("secret.rotation_due").await.is_empty());
+    d.stop().await;
+}
