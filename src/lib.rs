@@ -122,7 +122,10 @@ pub async fn run(
                 // Retried with backoff while Telegram is unreachable; the outcome shows in /readyz.
                 for attempt in 0u32..12 {
                     match bot.set_webhook(&url, &secret).await {
-                        Ok(()) => return,
+                        Ok(()) => {
+                            status.set("telegram-webhook", "ok".into());
+                            return;
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "setWebhook failed");
                             status.set("telegram-webhook", e.to_string());
