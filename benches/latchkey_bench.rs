@@ -7,31 +7,57 @@
 //! - floor:  `GET /healthz`, no auth and no store: what the HTTP stack and client can do;
 //! - writes: durable `PUT /v1/secrets/bench/w{task}/{n}`, each answered after the group commit
 //!   that holds the new version and its audit event (target 3,000/s);
-//! - reads:  `GET /v1/secrets/bench/r/{i}` metadata over 1,000 seeded secrets (target 20,000/s).
+//! - reads:  `GET /v1/secrets/bench/r/{i}` metadata over 1,000 seeded secrets (target 20,000/s);
+//! - leases: an agent (tier 5) takes one lease of 1,000,000 uses per task and reads through it,
+//!   `POST /v1/leases/{id}/secret`, each a durable audited read (5,000/s, p99 ≤ 20 ms);
+//! - wake:   200 times, a lease pending approval is long-polled (`?wait=30`) and the admin votes
+//!   to approve: vote sent → poll answered, the vote's own time, and the wake-up part (poll
+//!   answered − vote answered, p99 ≤ 10 ms);
+//! - webhooks: a local receiver (on the load runtime) verifies every signature and notes each
+//!   receipt; `PUT /v1/secrets/bench/wh/…` from every task for `BENCH_SECONDS`, then the
+//!   deliveries are awaited. Twice: PUTs back to back, for delivered/s first to last receipt
+//!   (5,000/s); then paced at `BENCH_WEBHOOK_RATE` (default 5,000) PUTs/s, for PUT answered →
+//!   receipt latency without a growing backlog (p99 ≤ 500 ms);
+//! - proxy:  a local upstream (load runtime) called directly and through `POST /v1/proxy/up/get`
+//!   (p50 overhead ≤ 1 ms, throughput ≥ 50 % of direct).
 //!
-//! Each prints ops, ops/s, p50/p90/p99/max latency of the successes, errors (non-2xx or
-//! transport) and the cores busy meanwhile: client, daemon, its writer thread, other processes
-//! (the machine is shared) and the hypervisor. Timing is never asserted; the run fails if the
-//! audit chain is broken or holds fewer events than there were successful writes.
+//! `BENCH_PHASES` (comma list of the names above; default all) picks phases. Each prints ops,
+//! ops/s, p50/p90/p99/max latency of the successes, errors (non-2xx or transport), the cores
+//! busy meanwhile: client (incl. the local receiver and upstream), daemon, its writer thread,
+//! other processes (the machine is shared) and the hypervisor; and its targets, with ratios
+//! that are ≥ 1 when met. Timing is never asserted; the run fails if the audit chain is broken
+//! or holds fewer events than there were successful audited requests, or if a lease read,
+//! long-poll, webhook (signature, count) or proxied answer is wrong.
 //!
-//! Run: `cargo bench --bench latchkey-bench` (e.g. with `BENCH_CLIENTS=64 BENCH_SECONDS=10`).
+//! Run: `cargo bench --bench latchkey-bench` (e.g. with `BENCH_CLIENTS=64 BENCH_SECONDS=10` or
+//! `BENCH_PHASES=leases,wake`).
+
+#[path = "bench/api.rs"]
+mod api;
+#[path = "bench/leases.rs"]
+mod leases;
+#[path = "bench/proxy.rs"]
+mod proxy;
+#[path = "bench/stats.rs"]
+mod stats;
+#[path = "bench/webhook.rs"]
+mod webhook;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::oneshot;
-use tokio::task::JoinSet;
+
+use stats::{Goal, Keys, Stats, drive, group};
 
 /// How many secrets the read phase picks from.
 const READ_SET: u64 = 1_000;
 /// Worker threads of each runtime, the daemon's and the client's.
 const WORKERS: usize = 2;
-/// The threads whose CPU time is counted, and the names under which CPU time is reported.
-const THREADS: [&str; 3] = ["bench-client", "daemon-worker", "latchkey-writer"];
-const CORES: [&str; 5] = ["client", "daemon", "writer", "others", "steal"];
 const FLOOR: &str = "floor   (GET /healthz: HTTP stack and client, no auth or store):";
 const WRITES: &str = "writes  (durable PUT /v1/secrets, each with its audit event):";
 const READS: &str = "reads   (GET /v1/secrets/{path} metadata):";
@@ -41,6 +67,26 @@ const PHASES: [(Op, &str, Option<f64>); 3] = [
     (Op::Write, WRITES, Some(3e3)),
     (Op::Read, READS, Some(2e4)),
 ];
+/// Every phase's name, in running order.
+const NAMES: [&str; 7] = [
+    "floor", "writes", "reads", "leases", "wake", "webhooks", "proxy",
+];
+
+/// The phases `BENCH_PHASES` names (all by default).
+fn selected() -> anyhow::Result<Vec<&'static str>> {
+    let Ok(list) = std::env::var("BENCH_PHASES") else {
+        return Ok(NAMES.to_vec());
+    };
+    let want: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = want.iter().find(|w| !NAMES.contains(w)) {
+        anyhow::bail!("BENCH_PHASES: unknown phase {bad:?}; the phases are {NAMES:?}");
+    }
+    Ok(NAMES.into_iter().filter(|n| want.contains(n)).collect())
+}
 
 /// A positive integer from the environment, or the default.
 fn env_num(name: &str, default: usize) -> anyhow::Result<usize> {
@@ -104,126 +150,25 @@ fn pick(task: usize, n: u64) -> u64 {
     ((n + ((task as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % READ_SET
 }
 
-/// CPU seconds used so far by the client's threads, the daemon's workers, its writer thread,
-/// the other processes on the machine, and stolen by the hypervisor ([`CORES`]), from Linux's
-/// `/proc` (100 ticks a second; zeros elsewhere).
-fn cpu_now() -> [f64; 5] {
-    let read = |path| std::fs::read_to_string(path).unwrap_or_default();
-    let fields = |text: String, after: &str| -> Vec<f64> {
-        let line = text.lines().next().unwrap_or_default();
-        let tail = line.rsplit(after).next().unwrap_or_default();
-        let parse = |f: &str| f.parse().unwrap_or(0.0) / 100.0;
-        tail.split_whitespace().map(parse).collect()
-    };
-    let mut out = [0.0; 5];
-    let tasks = std::fs::read_dir("/proc/self/task");
-    for task in tasks.into_iter().flatten().flatten() {
-        let (stat, name) = (task.path().join("stat"), read(task.path().join("comm")));
-        let slot = THREADS.iter().position(|t| name.starts_with(t));
-        // After the name: state is field 0, utime 11, stime 12.
-        if let (Some(i), f) = (slot, fields(read(stat), ")")) {
-            out[i] += f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0);
-        }
-    }
-    // The `cpu` line: user nice system idle iowait irq softirq steal.
-    let all = fields(read("/proc/stat".into()), "cpu");
-    let at = |i: usize| all.get(i).copied().unwrap_or(0.0);
-    out[3] = at(0) + at(1) + at(2) + at(5) + at(6) - out[0] - out[1] - out[2];
-    out[4] = at(7);
-    out
-}
-
-/// One phase's results.
-#[derive(Default)]
-struct Stats {
-    errors: u64,
-    secs: f64,
-    /// Cores busy on average (see [`cpu_now`]).
-    cpu: [f64; 5],
-    /// Latencies of the successful requests in µs, sorted.
-    lat: Vec<u32>,
-}
-
-impl Stats {
-    fn ok(&self) -> u64 {
-        self.lat.len() as u64
-    }
-
-    fn rate(&self) -> f64 {
-        self.ok() as f64 / self.secs
-    }
-
-    fn pct_ms(&self, p: f64) -> f64 {
-        let i = (self.lat.len().saturating_sub(1) as f64 * p / 100.0).round() as usize;
-        self.lat.get(i).map_or(0.0, |us| f64::from(*us) / 1000.0)
-    }
-
-    fn print(&self, label: &str, target: Option<f64>) {
-        let (ops, rate) = (group(self.ok()), group(self.rate() as u64));
-        let mut line = format!("{label:<63} {ops:>7} ops {rate:>7}/s");
-        for (name, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)] {
-            line += &format!("  {name} {:.2} ms", self.pct_ms(p));
-        }
-        line += &format!("  errors {}  cores:", self.errors);
-        for (name, cores) in CORES.iter().zip(self.cpu) {
-            line += &format!(" {name} {:.2}", cores.max(0.0));
-        }
-        let server_us = (self.cpu[1] + self.cpu[2]) * 1e6 / self.rate();
-        line += &format!("  (daemon + writer CPU per op: {server_us:.0} µs)");
-        if let Some(t) = target {
-            let (goal, ratio) = (group(t as u64), self.rate() / t);
-            line += &format!("  target ≥ {goal}/s → ratio {ratio:.2}×");
-        }
-        println!("{line}");
-    }
-}
-
-/// 1234567 → "1,234,567".
-fn group(n: u64) -> String {
-    match n {
-        0..1000 => n.to_string(),
-        _ => format!("{},{:03}", group(n / 1000), n % 1000),
-    }
-}
-
 /// Runs `op` from every client task, back to back, until the deadline (or, to seed, until
 /// `bench/r/0 … bench/r/999` are written, spread over the tasks).
 async fn phase(t: &Target, op: Op, clients: usize, dur: Duration) -> anyhow::Result<Stats> {
-    let (start, cpu0) = (Instant::now(), cpu_now());
-    let deadline = start + dur;
-    let mut tasks = JoinSet::new();
-    for task in 0..clients {
+    let keys = move |task: usize| -> Keys {
+        match op {
+            Op::Seed => Box::new((task as u64..READ_SET).step_by(clients)),
+            _ => Box::new(0..),
+        }
+    };
+    let t = Arc::new(t.clone());
+    drive(clients, dur, keys, move |task, n| {
         let t = t.clone();
-        tasks.spawn(async move {
-            let (mut lat, mut errors) = (Vec::<u32>::with_capacity(1 << 16), 0u64);
-            let keys: Box<dyn Iterator<Item = u64> + Send> = match op {
-                Op::Seed => Box::new((task as u64..READ_SET).step_by(clients)),
-                _ => Box::new(0..),
-            };
-            for n in keys.take_while(|_| Instant::now() < deadline) {
-                let t0 = Instant::now();
-                match t.send(op, task, n).await {
-                    Ok(true) => lat.push(t0.elapsed().as_micros().try_into().unwrap_or(u32::MAX)),
-                    Ok(false) | Err(_) => errors += 1,
-                }
-            }
-            (lat, errors)
-        });
-    }
-    let mut stats = Stats::default();
-    while let Some(done) = tasks.join_next().await {
-        let (lat, errors) = done?;
-        stats.errors += errors;
-        stats.lat.extend(lat);
-    }
-    stats.secs = start.elapsed().as_secs_f64();
-    let cpu1 = cpu_now();
-    stats.cpu = [0, 1, 2, 3, 4].map(|i| (cpu1[i] - cpu0[i]) / stats.secs);
-    stats.lat.sort_unstable();
-    Ok(stats)
+        async move { t.send(op, task, n).await }
+    })
+    .await
 }
 
-/// The phases, then the audit check: every successful write must be in the chain.
+/// The selected phases, then the audit check: every successful audited request must be in
+/// the chain.
 async fn bench(addr: SocketAddr, token: String, n: usize, dur: Duration) -> anyhow::Result<()> {
     let t = Target {
         http: reqwest::Client::builder()
@@ -232,27 +177,76 @@ async fn bench(addr: SocketAddr, token: String, n: usize, dur: Duration) -> anyh
         base: format!("http://{addr}"),
         token,
     };
-    let mut written = READ_SET;
-    for (op, label, target) in PHASES {
+    let run = selected()?;
+    let (mut written, mut seeded, mut more) = (0, false, 0);
+    for ((op, label, target), name) in PHASES.into_iter().zip(NAMES) {
+        if !run.contains(&name) {
+            continue;
+        }
         if op == Op::Read {
-            let seeded = phase(&t, Op::Seed, n, Duration::from_secs(600)).await?;
-            ensure!(seeded.ok() == READ_SET, "seeding: {} errors", seeded.errors);
+            let seeding = phase(&t, Op::Seed, n, Duration::from_secs(600)).await?;
+            ensure!(
+                seeding.ok() == READ_SET,
+                "seeding: {} errors",
+                seeding.errors
+            );
+            (written, seeded) = (written + READ_SET, true);
         }
         let stats = phase(&t, op, n, dur).await?;
-        stats.print(label, target);
+        stats.print(
+            label,
+            Goal {
+                rate: target,
+                p99_ms: None,
+            },
+        );
         written += if op == Op::Write { stats.ok() } else { 0 };
+    }
+
+    let api = api::Api {
+        http: t.http.clone(),
+        base: t.base.clone(),
+        admin: t.token.clone(),
+    };
+    let needs_agent = ["leases", "wake", "proxy"].iter().any(|p| run.contains(p));
+    let rate = env_num("BENCH_WEBHOOK_RATE", 5000)? as f64;
+    let agent = if needs_agent {
+        api::agent(&api).await?
+    } else {
+        String::new()
+    };
+    for name in &run {
+        more += match *name {
+            "leases" => leases::reads(&api, &agent, n, dur).await?,
+            "wake" => leases::wake(&api, &agent).await?,
+            "webhooks" => webhook::deliver(&api, n, dur, rate).await?,
+            // Two events a call: `lease.used` before, `secret.used` after.
+            "proxy" => 2 * proxy::overhead(&api, &agent, n, dur).await?,
+            _ => 0,
+        };
     }
 
     let url = format!("{}/v1/audit/verify", t.base);
     let resp = t.http.get(url).bearer_auth(&t.token).send().await?;
     let verify: serde_json::Value = resp.error_for_status()?.json().await?;
     let checked = verify["checked"].as_u64().unwrap_or(0);
-    let (intact, all_there) = (verify["ok"].as_bool() == Some(true), checked >= written);
+    let total = written + more;
+    let (intact, all_there) = (verify["ok"].as_bool() == Some(true), checked >= total);
+    let seeded = if seeded { " (incl. 1,000 seeded)" } else { "" };
+    let what = match more {
+        0 => format!("successful writes{seeded}"),
+        m => format!(
+            "successful audited requests ({} writes{seeded}, {} lease reads, votes, \
+             webhook-phase writes and proxy uses)",
+            group(written),
+            group(m)
+        ),
+    };
     println!(
         "audit   (GET /v1/audit/verify): chain intact: {intact}; {} events checked ≥ {} \
-         successful writes (incl. 1,000 seeded): {all_there}",
+         {what}: {all_there}",
         group(checked),
-        group(written),
+        group(total),
     );
     ensure!(intact && all_there, "audit check failed: {verify}");
     Ok(())
@@ -262,11 +256,16 @@ fn main() -> anyhow::Result<()> {
     let clients = env_num("BENCH_CLIENTS", 32)?;
     let seconds = env_num("BENCH_SECONDS", 5)?;
     let dir = tempfile::tempdir()?;
-    let cfg = latchkey::config::Config {
+    let mut cfg = latchkey::config::Config {
         data_dir: dir.path().to_path_buf(),
         log_level: "warn".into(),
         ..Default::default()
     };
+    // Long many-use leases, votes by the admin token, a receiver on loopback.
+    cfg.approvals.max_lease_uses = 1_000_000;
+    cfg.approvals.max_lease_ttl_seconds = 3600;
+    cfg.approvals.admin_is_approver = true;
+    cfg.webhooks.allow_loopback = true;
 
     let client_rt = runtime("bench-client")?;
     let (token, _) = client_rt.block_on(latchkey::init::init(&cfg))?;
