@@ -104,19 +104,29 @@ pub async fn call(
         Ok(a) => (Some(a.status), a.latency_ms, None),
         Err(e) => (None, 0, Some(e.clone())),
     };
-    state
-        .store
-        .append_event(Draft {
-            event: "secret.used",
-            actor: caller.origin.actor.clone(),
-            namespace: crate::paths::namespace_of(&svc.secret).to_string(),
-            resource_path: svc.secret.clone(),
-            action: "proxy".into(),
-            outcome: if error.is_none() { "success" } else { "failure" },
-            ip: caller.origin.ip.clone(),
-            details: json!({"service": service, "endpoint": endpoint, "lease_id": body.lease_id, "upstream_status": status, "latency_ms": latency, "error": error}),
-        })
-        .await?;
+    // The use itself was recorded (lease.used) before the credential left; this event adds the
+    // upstream's answer. It is written in the background so the agent does not wait for a
+    // second durable commit; shutdown still waits for it (the task holds a store handle).
+    let draft = Draft {
+        event: "secret.used",
+        actor: caller.origin.actor.clone(),
+        namespace: crate::paths::namespace_of(&svc.secret).to_string(),
+        resource_path: svc.secret.clone(),
+        action: "proxy".into(),
+        outcome: if error.is_none() {
+            "success"
+        } else {
+            "failure"
+        },
+        ip: caller.origin.ip.clone(),
+        details: json!({"service": service, "endpoint": endpoint, "lease_id": body.lease_id, "upstream_status": status, "latency_ms": latency, "error": error}),
+    };
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.append_event(draft).await {
+            tracing::error!(error = %e, "could not record secret.used for a proxied call");
+        }
+    });
     result.map(Json).map_err(ApiError::BadGateway)
 }
 

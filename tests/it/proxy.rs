@@ -167,7 +167,15 @@ async fn proxied_calls_inject_map_and_redact() {
             .iter()
             .all(|(_, auth, _)| auth == &format!("Bearer {TOKEN}"))
     );
-    let used = d.events("secret.used").await;
+    // secret.used is written just after each answer: wait (bounded) for the last one.
+    let mut used = Vec::new();
+    for _ in 0..50 {
+        used = d.events("secret.used").await;
+        if used.len() >= 9 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(used.len(), 9, "one per call that reached the upstream");
     assert!(
         used.iter().all(
