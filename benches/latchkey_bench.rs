@@ -40,6 +40,8 @@ mod leases;
 mod proxy;
 #[path = "bench/stats.rs"]
 mod stats;
+#[path = "bench/tap.rs"]
+mod tap;
 #[path = "bench/webhook.rs"]
 mod webhook;
 
@@ -68,8 +70,8 @@ const PHASES: [(Op, &str, Option<f64>); 3] = [
     (Op::Read, READS, Some(2e4)),
 ];
 /// Every phase's name, in running order.
-const NAMES: [&str; 7] = [
-    "floor", "writes", "reads", "leases", "wake", "webhooks", "proxy",
+const NAMES: [&str; 8] = [
+    "floor", "writes", "reads", "leases", "wake", "webhooks", "proxy", "tap",
 ];
 
 /// The phases `BENCH_PHASES` names (all by default).
@@ -169,7 +171,13 @@ async fn phase(t: &Target, op: Op, clients: usize, dur: Duration) -> anyhow::Res
 
 /// The selected phases, then the audit check: every successful audited request must be in
 /// the chain.
-async fn bench(addr: SocketAddr, token: String, n: usize, dur: Duration) -> anyhow::Result<()> {
+async fn bench(
+    addr: SocketAddr,
+    token: String,
+    n: usize,
+    dur: Duration,
+    tg: Option<tap::FakeTelegram>,
+) -> anyhow::Result<()> {
     let t = Target {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -208,7 +216,9 @@ async fn bench(addr: SocketAddr, token: String, n: usize, dur: Duration) -> anyh
         base: t.base.clone(),
         admin: t.token.clone(),
     };
-    let needs_agent = ["leases", "wake", "proxy"].iter().any(|p| run.contains(p));
+    let needs_agent = ["leases", "wake", "proxy", "tap"]
+        .iter()
+        .any(|p| run.contains(p));
     let rate = env_num("BENCH_WEBHOOK_RATE", 5000)? as f64;
     let agent = if needs_agent {
         api::agent(&api).await?
@@ -222,6 +232,10 @@ async fn bench(addr: SocketAddr, token: String, n: usize, dur: Duration) -> anyh
             "webhooks" => webhook::deliver(&api, n, dur, rate).await?,
             // Two events a call: `lease.used` before, `secret.used` after.
             "proxy" => 2 * proxy::overhead(&api, &agent, n, dur).await?,
+            "tap" => match &tg {
+                Some(tg) => tap::run(&api, &agent, tg).await?,
+                None => 0,
+            },
             _ => 0,
         };
     }
@@ -268,6 +282,14 @@ fn main() -> anyhow::Result<()> {
     cfg.webhooks.allow_loopback = true;
 
     let client_rt = runtime("bench-client")?;
+    // The tap phase needs a fake Telegram before the daemon starts (its URL is config).
+    let tg = if selected()?.contains(&"tap") {
+        let tg = client_rt.block_on(tap::FakeTelegram::start())?;
+        tap::configure(&mut cfg, &tg.url);
+        Some(tg)
+    } else {
+        None
+    };
     let (token, _) = client_rt.block_on(latchkey::init::init(&cfg))?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -285,7 +307,7 @@ fn main() -> anyhow::Result<()> {
     let daemon = server_rt.spawn(latchkey::run(cfg, listener, shutdown));
 
     let dur = Duration::from_secs(seconds as u64);
-    let result = client_rt.block_on(bench(addr, token, clients, dur));
+    let result = client_rt.block_on(bench(addr, token, clients, dur, tg));
     // Stop gracefully whatever the outcome: in-flight requests finish, the writer drains.
     let _ = stop.send(());
     let stopped = server_rt.block_on(daemon).context("the daemon panicked")?;
