@@ -32,6 +32,7 @@ pub mod run;
 pub mod secrets;
 pub mod tokens;
 pub mod value;
+pub mod webhooks;
 
 use serde_json::Value;
 
@@ -92,6 +93,20 @@ pub enum ClientCommand {
         opts: GlobalOpts,
         #[command(subcommand)]
         cmd: audit::AuditCommand,
+    },
+    /// Audit webhook subscriptions (admin).
+    Webhook {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: webhooks::WebhookCommand,
+    },
+    /// Proxy services (admin).
+    Service {
+        #[command(flatten)]
+        opts: GlobalOpts,
+        #[command(subcommand)]
+        cmd: webhooks::ServiceCommand,
     },
     /// Manage the keyring's key-encryption keys (admin).
     Keys {
@@ -183,6 +198,8 @@ pub async fn execute(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Run(a) => run::run(a).await,
         ClientCommand::Export(a) => export::run(a).await,
         ClientCommand::Jobs { opts, cmd } => jobs::run(&opts, cmd).await,
+        ClientCommand::Webhook { opts, cmd } => webhooks::run(&opts, cmd).await,
+        ClientCommand::Service { opts, cmd } => webhooks::run_service(&opts, cmd).await,
     }
 }
 

@@ -12,6 +12,7 @@ mod audit;
 mod binary;
 mod channels;
 mod cli;
+mod cli_admin;
 mod cli_leases;
 mod cli_run;
 mod jobs;
