@@ -184,28 +184,51 @@ impl Store {
         description: String,
         origin: Origin,
     ) -> Result<(String, String), StoreError> {
-        let token = crate::util::random_token("lk_admin_");
+        let details = json!({"kind": "admin", "description": description});
+        self.issue_credential("lk_admin_", CredentialKind::Admin, None, details, origin)
+            .await
+    }
+
+    /// Issues an API token for a configured approver; returns (token, id).
+    pub async fn create_approver_token(
+        &self,
+        name: String,
+        origin: Origin,
+    ) -> Result<(String, String), StoreError> {
+        let details = json!({"kind": "approver", "approver": name});
+        self.issue_credential(
+            "lk_appr_",
+            CredentialKind::Approver,
+            Some(name),
+            details,
+            origin,
+        )
+        .await
+    }
+
+    /// Stores a new random credential (only its hash) with its `token.issued` event.
+    async fn issue_credential(
+        &self,
+        prefix: &str,
+        kind: CredentialKind,
+        approver: Option<String>,
+        details: serde_json::Value,
+        origin: Origin,
+    ) -> Result<(String, String), StoreError> {
+        let token = crate::util::random_token(prefix);
         let id = crate::util::new_id();
         let (t, i) = (token.clone(), id.clone());
         self.write(move |ctx| {
             let cred = Credential {
                 id: i.clone(),
-                kind: CredentialKind::Admin,
+                kind,
                 agent_id: None,
                 created_at: crate::util::rfc3339(ctx.now()),
                 revoked_at: None,
-                approver: None,
+                approver,
             };
             insert_credential(ctx, &t, &cred)?;
-            audit(
-                ctx,
-                &origin,
-                "token.issued",
-                "",
-                &i,
-                "issue",
-                json!({"kind": "admin", "description": description}),
-            )?;
+            audit(ctx, &origin, "token.issued", "", &i, "issue", details)?;
             Ok(())
         })
         .await?;
@@ -602,41 +625,5 @@ impl Store {
     /// Appends a stand-alone event: refused attempts (`auth.failed`, `access.denied`), key events.
     pub async fn append_event(&self, draft: Draft) -> Result<(), StoreError> {
         self.write(move |ctx| ctx.audit(draft).map(|_| ())).await
-    }
-}
-
-impl Store {
-    /// Issues an API token for a configured approver; returns (token, id).
-    pub async fn create_approver_token(
-        &self,
-        name: String,
-        origin: Origin,
-    ) -> Result<(String, String), StoreError> {
-        let token = crate::util::random_token("lk_appr_");
-        let id = crate::util::new_id();
-        let (t, i) = (token.clone(), id.clone());
-        self.write(move |ctx| {
-            let cred = Credential {
-                id: i.clone(),
-                kind: CredentialKind::Approver,
-                agent_id: None,
-                created_at: crate::util::rfc3339(ctx.now()),
-                revoked_at: None,
-                approver: Some(name.clone()),
-            };
-            insert_credential(ctx, &t, &cred)?;
-            audit(
-                ctx,
-                &origin,
-                "token.issued",
-                "",
-                &i,
-                "issue",
-                json!({"kind": "approver", "approver": name}),
-            )?;
-            Ok(())
-        })
-        .await?;
-        Ok((token, id))
     }
 }
