@@ -8,8 +8,12 @@
 //! approver list on every vote, so nothing here decides who may approve.
 //!
 //! This crate does not depend on the daemon: it takes plain data and reports
-//! plain data. The Telegram and Discord clients come in a later issue.
+//! plain data.
 //!
+//! - [`telegram`]: the Bot API client (teloxide): cards with inline buttons, updates,
+//!   long polling and webhook mode.
+//! - [`discord`]: the REST client (serenity) for cards with buttons, and the Interactions
+//!   Endpoint's Ed25519 check and parsing.
 //! - [`card`]: the text of a card, shared by both platforms.
 //! - [`escape`]: escaping for Telegram MarkdownV2 and Discord markdown.
 //! - [`callback`]: the ≤ 64-byte, MAC-protected data carried by buttons.
