@@ -1,6 +1,6 @@
 //! Announcements to the approvers' chats (rotation reminders, digests, failing webhooks):
-//! plain text sent to every Telegram route whose pattern matches the subject path (all routes
-//! for general notices). Discord announcements are not sent yet; the audit log has each one.
+//! plain text sent to every Telegram chat and Discord channel whose route pattern matches the
+//! subject path (all routes for general notices).
 
 use tokio::sync::watch;
 
@@ -10,9 +10,10 @@ use crate::state::AppState;
 
 /// Delivers announcements until shutdown.
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let Some(tg) = state.channels.telegram.clone() else {
+    if !state.channels.any() {
         return;
-    };
+    }
+    let tg = state.channels.telegram.clone();
     let mut rx = state.store.notices().subscribe();
     loop {
         let n = tokio::select! {
@@ -38,9 +39,27 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             .collect();
         chats.sort_unstable();
         chats.dedup();
-        for chat in chats {
-            if let Err(e) = tg.send_text(chat, &text).await {
-                tracing::warn!(chat, error = %e, "announcement not delivered");
+        if let Some(tg) = &tg {
+            for chat in chats {
+                if let Err(e) = tg.send_text(chat, &text).await {
+                    tracing::warn!(chat, error = %e, "announcement not delivered");
+                }
+            }
+        }
+        let matches = |pattern: &str| {
+            path.as_deref()
+                .is_none_or(|p| Glob::parse(pattern).is_ok_and(|g| g.matches(p)))
+        };
+        for (channel, dc) in state.channels.discord_notices.iter() {
+            let routed = state
+                .config
+                .channels
+                .discord
+                .routes
+                .iter()
+                .any(|r| r.channel_id == *channel && matches(&r.pattern));
+            if routed && let Err(e) = dc.send_text(&text).await {
+                tracing::warn!(channel, error = %e, "announcement not delivered to Discord");
             }
         }
     }

@@ -180,6 +180,22 @@ impl DiscordChannel {
         update_message(card, &self.callback_key)
     }
 
+    /// Posts a plain notice (no buttons, no mentions) to every configured channel: reminders,
+    /// digests, failing webhooks.
+    pub async fn send_text(&self, text: &str) -> Result<(), ChannelError> {
+        let body = serde_json::json!({"content": message::plain_content(text), "allowed_mentions": message::no_mentions()});
+        let body = serde_json::to_vec(&body).map_err(|e| ChannelError::Rejected(e.to_string()))?;
+        for &channel_id in &self.channels {
+            let route = Route::ChannelMessages { channel_id };
+            let request = Request::new(route, LightMethod::Post).body(Some(body.clone()));
+            self.http
+                .fire::<Created>(request)
+                .await
+                .map_err(map_error)?;
+        }
+        Ok(())
+    }
+
     fn body(&self, card: &Card) -> Result<Vec<u8>, ChannelError> {
         let body = message::message_body(card, &self.callback_key)?;
         serde_json::to_vec(&body).map_err(|e| ChannelError::Rejected(e.to_string()))

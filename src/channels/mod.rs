@@ -137,6 +137,8 @@ pub struct Hub {
     pub telegram: Option<Arc<bots::telegram::TelegramChannel>>,
     /// Discord, when configured.
     pub discord: Option<Arc<bots::discord::DiscordChannel>>,
+    /// One Discord client per routed channel, for plain notices (announcements).
+    pub discord_notices: Arc<Vec<(u64, Arc<bots::discord::DiscordChannel>)>>,
     /// Health for `/readyz`.
     pub status: Status,
     /// The button MAC key.
@@ -188,6 +190,7 @@ impl Hub {
             }
         }
         let mut discord = None;
+        let mut discord_notices = Vec::new();
         let dc = &cfg.channels.discord;
         if dc.enabled {
             let make = |channels: Vec<u64>| {
@@ -213,6 +216,9 @@ impl Hub {
                     &r.pattern,
                     || Ok(Arc::new(make(vec![r.channel_id])?)),
                 )?;
+                if !discord_notices.iter().any(|(id, _)| *id == r.channel_id) {
+                    discord_notices.push((r.channel_id, Arc::new(make(vec![r.channel_id])?)));
+                }
             }
         }
         let mut queues = Vec::new();
@@ -230,6 +236,7 @@ impl Hub {
         let hub = Hub {
             telegram,
             discord,
+            discord_notices: Arc::new(discord_notices),
             status,
             key: Arc::new(key),
             telegram_username: Arc::default(),

@@ -462,3 +462,70 @@ async fn a_hanging_consumer_does_not_slow_another() {
     d.stop().await;
     assert!(stop.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn a_failing_subscription_is_announced_in_the_approvers_chats() {
+    use crate::fake_discord::FakeDiscord;
+    use crate::fake_telegram::FakeTelegram;
+    let tg = FakeTelegram::start().await;
+    let dc = FakeDiscord::start(&[555]).await;
+    let (tg_url, dc_url) = (tg.url.clone(), dc.url.clone());
+    let d = Daemon::start_with(move |c| {
+        dev(c);
+        c.webhooks.retry_for_seconds = 1;
+        c.channels.telegram.enabled = true;
+        c.channels.telegram.token =
+            latchkey::config::Credential(crate::fake_telegram::TOKEN.into());
+        c.channels.telegram.api_url = tg_url.clone();
+        c.channels.telegram.routes = vec![latchkey::config::TelegramRoute {
+            pattern: "**".into(),
+            chat_id: -42,
+        }];
+        c.channels.discord.enabled = true;
+        c.channels.discord.bot_token =
+            latchkey::config::Credential(crate::fake_discord::TOKEN.into());
+        c.channels.discord.application_id = 1_100_000_000_000_000_001;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        c.channels.discord.public_key = key
+            .verifying_key()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        c.channels.discord.api_url = dc_url.clone();
+        c.channels.discord.routes = vec![latchkey::config::DiscordRoute {
+            pattern: "**".into(),
+            channel_id: 555,
+        }];
+    })
+    .await;
+    let r = Receiver::start().await;
+    r.set_mode(Mode::Always(500));
+    let sub = subscribe(&d, &r, json!({"events": ["audit.secret.*"]})).await;
+    let admin = d.admin.clone();
+    d.put(&admin, "fail/k", json!({"value": "v"})).await;
+    let id = sub["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (mut tg_seen, mut dc_seen) = (false, false);
+    while std::time::Instant::now() < deadline && !(tg_seen && dc_seen) {
+        tg_seen = tg.bodies("sendMessage").iter().any(|b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.contains(id) && t.contains("stopped delivering"))
+        });
+        dc_seen = dc.calls_with("POST").iter().any(|c| {
+            c.body["content"]
+                .as_str()
+                .is_some_and(|t| t.contains("stopped delivering"))
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(tg_seen, "the Telegram chat got the notice");
+    assert!(dc_seen, "the Discord channel got the notice");
+    assert_eq!(
+        d.get(&format!("/v1/webhooks/{id}")).await.1["status"],
+        "failing"
+    );
+    assert_eq!(d.events("webhook.failing").await.len(), 1);
+    d.stop().await;
+}
