@@ -7,8 +7,15 @@
 //!   audit event are written in one transaction.
 //! - `audit`: hash-chained audit events; `paths` and `scope`: path rules and token scopes.
 //! - `auth`: credentials → [`auth::Caller`]; `http`: the axum API and its OpenAPI document.
+//! - `policy` (grants, approval matrix) and `lease` (state machines) are pure; `store` applies
+//!   them; `notice` is the event stream approvals and leases publish after each commit;
+//!   `deadlines` applies expiries from a queue kept in redb.
+//! - `channels` (Telegram, Discord cards and taps), `subscriptions` (audit webhooks), `jobs`
+//!   (cron), `announce` (notices to the chats) and `proxy` (credential injection) run beside
+//!   the API.
 //! - `cli`: the command-line client over HTTP; `dotenv`: `.env` parsing for imports.
-//! - `bots` and `webhooks` (workspace crates) hold the chat channels and webhook signing.
+//! - `bots` and `webhooks` (workspace crates) hold the platform clients and webhook
+//!   signing/delivery; they know nothing of the daemon.
 //!
 //! [`run`] is what the binary and the integration tests call.
 
