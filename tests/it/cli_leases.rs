@@ -4,35 +4,15 @@
 //! policies, approver tokens and lease listing work from the command line. Every wait is
 //! bounded.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::Daemon;
+use crate::common::{Daemon, cli_command as command, output_text as text};
 use latchkey::config::{ApproverConfig, Config};
 
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 const CANARY: &str = "CLI-LEASE-CANARY-7f3a";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn command(base: &str, token: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env("LATCHKEY_ADDR", base)
-        .env("LATCHKEY_TOKEN", token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
 
 /// Runs the CLI with the whitespace-separated arguments of `line` (at most 30 s).
 fn cli(base: &str, token: &str, line: &str) -> Output {

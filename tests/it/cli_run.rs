@@ -6,38 +6,18 @@
 //! is bounded.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::Daemon;
+use crate::common::{Daemon, cli_command as command, output_text as text};
 use latchkey::config::{ApproverConfig, Config};
 
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 const OPENAI: &str = "sk-run-CANARY";
 const STRIPE: &str = "sk_stripe_CANARY";
 const GATED: &str = "sk-gated-CANARY";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn command(base: &str, token: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env("LATCHKEY_ADDR", base)
-        .env("LATCHKEY_TOKEN", token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
 
 /// Runs the CLI (at most 30 s).
 fn cli(base: &str, token: &str, args: &[&str]) -> Output {

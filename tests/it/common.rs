@@ -195,3 +195,24 @@ impl Daemon {
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<none>")
 }
+
+/// The latchkey binary, set up to talk to `base` with `token` (stdin closed, output piped).
+pub fn cli_command(base: &str, token: &str, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    c.args(args)
+        .env("LATCHKEY_ADDR", base)
+        .env("LATCHKEY_TOKEN", token)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+/// A finished command's stdout and stderr, together.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
