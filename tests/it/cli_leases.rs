@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{Daemon, cli_command as command, output_text as text};
-use latchkey::config::{ApproverConfig, Config};
 
 const CANARY: &str = "CLI-LEASE-CANARY-7f3a";
 
@@ -64,20 +63,10 @@ fn pending_approval(base: &str, token: &str, path: &str, requester: &mut Child) 
     }
 }
 
-fn setup(cfg: &mut Config) {
-    cfg.approvals.admin_is_approver = true;
-    cfg.approvers = vec![ApproverConfig {
-        name: "alice".into(),
-        patterns: vec!["**".into()],
-        telegram_user_id: None,
-        discord_user_id: None,
-    }];
-}
-
 /// A daemon with critical secrets `shared/x` and `shared/y`, a standard `shared/z`, an agent
 /// of tier 3 (critical needs approval, standard is instant); returns the agent's key.
 async fn world() -> (Daemon, String) {
-    let d = Daemon::start_with(setup).await;
+    let d = Daemon::start_with(crate::common::admin_approves).await;
     let admin = d.admin.clone();
     for (path, sensitivity) in [
         ("shared/x", "critical"),

@@ -13,7 +13,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::{Daemon, cli_command as command, output_text as text};
-use latchkey::config::{ApproverConfig, Config};
 
 const OPENAI: &str = "sk-run-CANARY";
 const STRIPE: &str = "sk_stripe_CANARY";
@@ -89,21 +88,11 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     found
 }
 
-fn setup(cfg: &mut Config) {
-    cfg.approvals.admin_is_approver = true;
-    cfg.approvers = vec![ApproverConfig {
-        name: "alice".into(),
-        patterns: vec!["**".into()],
-        telegram_user_id: None,
-        discord_user_id: None,
-    }];
-}
-
 /// A daemon with `apps/openai`, the bundle `apps/stripe` and `apps/gated` (which a policy
 /// puts behind an approval), and an agent of tier 5 granted `read` on `apps/**`; returns
 /// the agent's key.
 async fn world() -> (Daemon, String) {
-    let d = Daemon::start_with(setup).await;
+    let d = Daemon::start_with(crate::common::admin_approves).await;
     let admin = d.admin.clone();
     for (path, body) in [
         ("apps/openai", json!({"value": OPENAI})),

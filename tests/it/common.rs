@@ -216,3 +216,14 @@ pub fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Config for CLI approval flows: the admin token may vote, and `alice` approves everything.
+pub fn admin_approves(cfg: &mut Config) {
+    cfg.approvals.admin_is_approver = true;
+    cfg.approvers = vec![latchkey::config::ApproverConfig {
+        name: "alice".into(),
+        patterns: vec!["**".into()],
+        telegram_user_id: None,
+        discord_user_id: None,
+    }];
+}
