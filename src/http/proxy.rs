@@ -47,10 +47,11 @@ pub async fn call(
             "the proxy is used by agents, with a proxy lease".into(),
         ));
     };
-    let (svc, _) = state
+    let entry = state
         .proxy
         .get(&service)
         .ok_or_else(|| ApiError::NotFound(format!("no service {service:?}")))?;
+    let svc = &entry.service;
     if !svc.allows(&agent.id) {
         caller
             .deny(
@@ -65,14 +66,10 @@ pub async fn call(
     let ep = svc.endpoints.get(&endpoint).ok_or_else(|| {
         ApiError::NotFound(format!("service {service} has no endpoint {endpoint:?}"))
     })?;
-    let prepared = build(&svc, ep, &body.params).map_err(ApiError::BadRequest)?;
-    let policy = webhooks::deliver::Destinations {
-        allow_loopback: svc.allow_private,
-        allow_private: svc.allow_private,
-    };
-    webhooks::deliver::check_url(&svc.base_url, policy)
+    let base = (entry.base.as_ref())
         .map_err(|e| ApiError::AccessDenied(format!("upstream refused: {e}")))?;
-    let client = state.proxy.client(&svc).map_err(ApiError::Internal)?;
+    let prepared = build(base, ep, &body.params).map_err(ApiError::BadRequest)?;
+    let client = (entry.client.as_ref()).map_err(|e| ApiError::Internal(e.clone()))?;
     let value = match state
         .store
         .use_lease_for(
@@ -99,35 +96,60 @@ pub async fn call(
         String::from_utf8(value.expose_secret().to_vec())
             .map_err(|_| ApiError::Internal("the credential is not UTF-8".into()))?,
     );
-    let result = send(&client, &svc, prepared, &secret).await;
-    let (status, latency, error) = match &result {
-        Ok(a) => (Some(a.status), a.latency_ms, None),
-        Err(e) => (None, 0, Some(e.clone())),
+    // The use itself was recorded (lease.used) before the credential left; `secret.used` adds
+    // the upstream's answer, queued without making the agent wait for a second commit.
+    let record = UseRecord {
+        store: state.store.clone(),
+        draft: Some(Draft {
+            event: "secret.used",
+            actor: caller.origin.actor.clone(),
+            namespace: crate::paths::namespace_of(&svc.secret).to_string(),
+            resource_path: svc.secret.clone(),
+            action: "proxy".into(),
+            outcome: "failure",
+            ip: caller.origin.ip.clone(),
+            details: json!({"service": service, "endpoint": endpoint, "lease_id": body.lease_id,
+                "upstream_status": null, "latency_ms": 0, "error": "the agent went away before the upstream answered"}),
+        }),
     };
-    // The use itself was recorded (lease.used) before the credential left; this event adds the
-    // upstream's answer. It is written in the background so the agent does not wait for a
-    // second durable commit; shutdown still waits for it (the task holds a store handle).
-    let draft = Draft {
-        event: "secret.used",
-        actor: caller.origin.actor.clone(),
-        namespace: crate::paths::namespace_of(&svc.secret).to_string(),
-        resource_path: svc.secret.clone(),
-        action: "proxy".into(),
-        outcome: if error.is_none() {
-            "success"
-        } else {
-            "failure"
-        },
-        ip: caller.origin.ip.clone(),
-        details: json!({"service": service, "endpoint": endpoint, "lease_id": body.lease_id, "upstream_status": status, "latency_ms": latency, "error": error}),
-    };
-    let store = state.store.clone();
-    tokio::spawn(async move {
-        if let Err(e) = store.append_event(draft).await {
-            tracing::error!(error = %e, "could not record secret.used for a proxied call");
-        }
-    });
+    let result = send(client, svc, prepared, &secret).await;
+    record.answered(&result);
     result.map(Json).map_err(ApiError::BadGateway)
+}
+
+/// Records `secret.used` for a proxied call when dropped: with the upstream's answer once
+/// known, or as a failure if the agent went away first (the handler is then dropped mid-call).
+struct UseRecord {
+    store: crate::store::Store,
+    draft: Option<Draft>,
+}
+
+impl UseRecord {
+    /// Fills in the upstream's answer (recorded on drop).
+    fn answered(mut self, result: &Result<Answer, String>) {
+        if let Some(d) = self.draft.as_mut() {
+            let (status, latency, error) = match result {
+                Ok(a) => (Some(a.status), a.latency_ms, None),
+                Err(e) => (None, 0, Some(e.as_str())),
+            };
+            d.outcome = if error.is_none() {
+                "success"
+            } else {
+                "failure"
+            };
+            d.details["upstream_status"] = json!(status);
+            d.details["latency_ms"] = json!(latency);
+            d.details["error"] = json!(error);
+        }
+    }
+}
+
+impl Drop for UseRecord {
+    fn drop(&mut self) {
+        if let Some(draft) = self.draft.take() {
+            self.store.append_event_detached(draft);
+        }
+    }
 }
 
 /// Body of `POST /v1/services`: a full service, or a template with a name and secret.
@@ -196,7 +218,7 @@ pub async fn create(
     if state
         .proxy
         .get(&svc.name)
-        .is_some_and(|(_, o)| o == Origin::File)
+        .is_some_and(|e| e.origin == Origin::File)
     {
         return Err(ApiError::Conflict(format!(
             "service {} is declared in a file",

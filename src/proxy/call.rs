@@ -44,9 +44,10 @@ fn param_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Builds the upstream request from the endpoint's template and the caller's parameters.
+/// Builds the upstream request on the service's parsed `base` URL from the endpoint's template and the
+/// caller's parameters.
 pub fn build(
-    svc: &Service,
+    base: &reqwest::Url,
     ep: &Endpoint,
     params: &Map<String, Value>,
 ) -> Result<Prepared, String> {
@@ -75,11 +76,11 @@ pub fn build(
         tpl = &tpl[close + 1..];
     }
     path.push_str(tpl);
-    let base = reqwest::Url::parse(&svc.base_url).map_err(|e| e.to_string())?;
-    let joined = format!("{}{}", svc.base_url.trim_end_matches('/'), path);
-    let mut url = reqwest::Url::parse(&joined).map_err(|e| format!("bad upstream URL: {e}"))?;
-    // Belt and braces: the result must stay on the service's host, scheme, port and base path.
+    // Only the path is set on the (already parsed) base: scheme, host and port stay.
     let base_path = base.path().trim_end_matches('/');
+    let mut url = base.clone();
+    url.set_path(&format!("{base_path}{path}"));
+    // Belt and braces: the result must stay on the service's host, scheme, port and base path.
     if url.host_str() != base.host_str()
         || url.scheme() != base.scheme()
         || url.port_or_known_default() != base.port_or_known_default()
@@ -278,6 +279,10 @@ mod tests {
     use super::*;
     use crate::proxy::service::template;
 
+    fn base(svc: &Service) -> reqwest::Url {
+        reqwest::Url::parse(&svc.base_url).unwrap()
+    }
+
     fn params(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
@@ -286,7 +291,7 @@ mod tests {
     fn hostile_parameters_stay_in_one_segment() {
         let svc = template("github", "gh", "p/x").unwrap();
         let ep = &svc.endpoints["get_repo"];
-        let p = build(&svc, ep, &params(json!({"owner": "a", "repo": "b"}))).unwrap();
+        let p = build(&base(&svc), ep, &params(json!({"owner": "a", "repo": "b"}))).unwrap();
         assert_eq!(p.url.as_str(), "https://api.github.com/repos/a/b");
         for (owner, want) in [
             (
@@ -305,28 +310,40 @@ mod tests {
             ),
             ("x?y=1#z", "https://api.github.com/repos/x%3Fy%3D1%23z/b"),
         ] {
-            let p = build(&svc, ep, &params(json!({"owner": owner, "repo": "b"}))).unwrap();
+            let p = build(
+                &base(&svc),
+                ep,
+                &params(json!({"owner": owner, "repo": "b"})),
+            )
+            .unwrap();
             assert_eq!(p.url.as_str(), want, "{owner:?}");
             assert_eq!(p.url.host_str(), Some("api.github.com"));
         }
         for bad in ["..", ".", ""] {
             assert!(
-                build(&svc, ep, &params(json!({"owner": bad, "repo": "b"}))).is_err(),
+                build(&base(&svc), ep, &params(json!({"owner": bad, "repo": "b"}))).is_err(),
                 "{bad:?}"
             );
         }
         assert!(
-            build(&svc, ep, &params(json!({"owner": "a"}))).is_err(),
+            build(&base(&svc), ep, &params(json!({"owner": "a"}))).is_err(),
             "missing parameter"
         );
-        assert!(build(&svc, ep, &params(json!({"owner": {"x": 1}, "repo": "b"}))).is_err());
+        assert!(
+            build(
+                &base(&svc),
+                ep,
+                &params(json!({"owner": {"x": 1}, "repo": "b"}))
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn query_and_body_mapping() {
         let svc = template("github", "gh", "p/x").unwrap();
         let p = build(
-            &svc,
+            &base(&svc),
             &svc.endpoints["list_issues"],
             &params(json!({"owner": "o", "repo": "r", "state": "open", "per_page": 5})),
         )
@@ -334,7 +351,7 @@ mod tests {
         assert_eq!(p.url.query(), Some("per_page=5&state=open"));
         assert!(p.body.is_none());
         let p = build(
-            &svc,
+            &base(&svc),
             &svc.endpoints["create_issue"],
             &params(json!({"owner": "o", "repo": "r", "title": "t"})),
         )

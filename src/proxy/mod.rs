@@ -4,8 +4,8 @@
 pub mod call;
 pub mod service;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 pub use service::Service;
 
@@ -19,11 +19,38 @@ pub enum Origin {
     Api,
 }
 
-/// Known services and their clients.
+/// A service with what each call needs, prepared once when it is declared.
+pub struct Entry {
+    /// The service.
+    pub service: Service,
+    /// Where it was declared.
+    pub origin: Origin,
+    /// The base URL, parsed and checked against the service's destination policy (scheme, no
+    /// credentials, no refused IP literal); the reason when refused.
+    pub base: Result<reqwest::Url, String>,
+    /// Its HTTP client (refused destinations are also refused at DNS time).
+    pub client: Result<reqwest::Client, String>,
+}
+
+impl Entry {
+    fn new(service: Service, origin: Origin) -> Entry {
+        let policy = webhooks::deliver::Destinations {
+            allow_loopback: service.allow_private,
+            allow_private: service.allow_private,
+        };
+        Entry {
+            base: webhooks::deliver::check_url(&service.base_url, policy),
+            client: call::client(&service),
+            service,
+            origin,
+        }
+    }
+}
+
+/// Known services, each with its client.
 #[derive(Clone, Default)]
 pub struct Registry {
-    services: Arc<RwLock<BTreeMap<String, (Service, Origin)>>>,
-    clients: Arc<Mutex<HashMap<String, reqwest::Client>>>,
+    services: Arc<RwLock<BTreeMap<String, Arc<Entry>>>>,
 }
 
 impl Registry {
@@ -39,26 +66,21 @@ impl Registry {
         r
     }
 
-    /// Adds or replaces a service.
+    /// Adds or replaces a service (and its client).
     pub fn insert(&self, s: Service, origin: Origin) {
-        if let Ok(mut c) = self.clients.lock() {
-            c.remove(&s.name);
-        }
+        let entry = Arc::new(Entry::new(s, origin));
         if let Ok(mut m) = self.services.write() {
-            m.insert(s.name.clone(), (s, origin));
+            m.insert(entry.service.name.clone(), entry);
         }
     }
 
     /// Removes a service.
-    pub fn remove(&self, name: &str) -> Option<(Service, Origin)> {
-        if let Ok(mut c) = self.clients.lock() {
-            c.remove(name);
-        }
+    pub fn remove(&self, name: &str) -> Option<Arc<Entry>> {
         self.services.write().ok()?.remove(name)
     }
 
     /// A service by name.
-    pub fn get(&self, name: &str) -> Option<(Service, Origin)> {
+    pub fn get(&self, name: &str) -> Option<Arc<Entry>> {
         self.services.read().ok()?.get(name).cloned()
     }
 
@@ -66,24 +88,7 @@ impl Registry {
     pub fn list(&self) -> Vec<(Service, Origin)> {
         self.services
             .read()
-            .map(|m| m.values().cloned().collect())
+            .map(|m| m.values().map(|e| (e.service.clone(), e.origin)).collect())
             .unwrap_or_default()
-    }
-
-    /// The (cached) HTTP client of a service.
-    pub fn client(&self, svc: &Service) -> Result<reqwest::Client, String> {
-        if let Some(c) = self
-            .clients
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&svc.name).cloned())
-        {
-            return Ok(c);
-        }
-        let c = call::client(svc)?;
-        if let Ok(mut m) = self.clients.lock() {
-            m.insert(svc.name.clone(), c.clone());
-        }
-        Ok(c)
     }
 }

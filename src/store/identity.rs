@@ -626,4 +626,12 @@ impl Store {
     pub async fn append_event(&self, draft: Draft) -> Result<(), StoreError> {
         self.write(move |ctx| ctx.audit(draft).map(|_| ())).await
     }
+
+    /// Appends a stand-alone audit event without waiting for its commit (for events that
+    /// record what already happened, such as an upstream's answer); failures are logged.
+    pub fn append_event_detached(&self, draft: Draft) {
+        let what = draft.event;
+        self.writer
+            .submit_detached(what, move |ctx| ctx.audit(draft).map(|_| ()));
+    }
 }

@@ -119,6 +119,45 @@ impl Writer {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Submits a job without waiting for its commit: the writer still commits it durably (and
+    /// drains it before stopping); a failure is logged as "could not record `what`". Not async,
+    /// so it cannot be cancelled half-way (usable from `Drop`).
+    pub fn submit_detached<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |ctx| {
+            let result = f(ctx);
+            let fatal = matches!(result, Err(StoreError::Db(_) | StoreError::Corrupt(_)));
+            let finish: Finisher = Box::new(move |commit| {
+                if let Err(e) = result.and(commit) {
+                    tracing::error!(error = %e, "could not record {what}");
+                }
+            });
+            (finish, fatal)
+        });
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            // A full queue: wait for room in a task of our own.
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let tx = self.tx.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(async move {
+                            if tx.send(job).await.is_err() {
+                                tracing::error!("could not record {what}: the store is closed");
+                            }
+                        });
+                    }
+                    Err(_) => tracing::error!("could not record {what}: the write queue is full"),
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("could not record {what}: the store is closed");
+            }
+        }
+    }
+
     /// Has the writer thread stopped?
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

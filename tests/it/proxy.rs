@@ -44,6 +44,10 @@ async fn upstream_handler(
             format!("{{\"leak\": \"{TOKEN}\"}}"),
         )
             .into_response(),
+        "/slow" => {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            axum::Json(json!({"late": true})).into_response()
+        }
         "/redirect" => {
             (Http::FOUND, [("location", "http://127.0.0.2:9/elsewhere")]).into_response()
         }
@@ -81,7 +85,8 @@ async fn setup(d: &Daemon, base_url: &str, allow_private: bool) {
         "name": "up", "base_url": base_url, "secret": "svc/up-token", "allow_private": allow_private,
         "inject": {"kind": "header", "name": "authorization", "template": "Bearer {secret}"},
         "endpoints": {"get_item": {"method": "GET", "path": "/items/{id}"}, "create": {"method": "POST", "path": "/items"},
-                      "echo": {"method": "GET", "path": "/echo"}, "redirect": {"method": "GET", "path": "/redirect"}}
+                      "echo": {"method": "GET", "path": "/echo"}, "redirect": {"method": "GET", "path": "/redirect"},
+                      "slow": {"method": "GET", "path": "/slow"}}
     }});
     let (s, b) = d
         .call(Method::POST, "/v1/services", Some(&admin), Some(service))
@@ -189,6 +194,48 @@ async fn proxied_calls_inject_map_and_redact() {
             .to_string()
             .contains(TOKEN)
     );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_the_agent_abandons_is_still_audited() {
+    let d = Daemon::start().await;
+    let (base, seen) = upstream().await;
+    setup(&d, &base, true).await;
+    let (_, key) = d.agent("impatient", 3).await;
+    let l = lease(&d, &key, "/svc/up-token", 5).await;
+    // The agent gives up while the upstream is still thinking: the daemon drops the call.
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(format!("{}/v1/proxy/up/slow", d.base))
+        .bearer_auth(&key)
+        .json(&json!({"lease_id": l["id"], "params": {}}))
+        .send()
+        .await;
+    assert!(sent.is_err(), "the client should have timed out");
+    assert_eq!(seen.0.lock().unwrap().len(), 1, "the upstream was called");
+    // The use was recorded before the credential left, and the abandoned call is recorded too.
+    let mut used = Vec::new();
+    for _ in 0..100 {
+        used = d.events("secret.used").await;
+        if !used.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(used.len(), 1, "{used:?}");
+    assert_eq!(used[0]["outcome"], "failure");
+    assert_eq!(used[0]["details"]["endpoint"], "slow");
+    assert!(
+        used[0]["details"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("went away")),
+        "{used:?}"
+    );
+    assert_eq!(d.events("lease.used").await.len(), 1);
     d.stop().await;
 }
 
