@@ -18,8 +18,10 @@
 //!   deliveries are awaited. Twice: PUTs back to back, for delivered/s first to last receipt
 //!   (5,000/s); then paced at `BENCH_WEBHOOK_RATE` (default 5,000) PUTs/s, for PUT answered →
 //!   receipt latency without a growing backlog (p99 ≤ 500 ms);
-//! - proxy:  a local upstream (load runtime) called directly and through `POST /v1/proxy/up/get`
-//!   (p50 overhead ≤ 1 ms, throughput ≥ 50 % of direct).
+//! - proxy:  a local upstream (load runtime) called directly, through a bare forwarder on the
+//!   daemon's runtime (axum → reqwest, no auth or store: the floor of any HTTP proxy here), and
+//!   through `POST /v1/proxy/up/get` (p50 overhead ≤ 1 ms, throughput ≥ 50 % of direct); with
+//!   32 clients, then with one.
 //!
 //! `BENCH_PHASES` (comma list of the names above; default all) picks phases. Each prints ops,
 //! ops/s, p50/p90/p99/max latency of the successes, errors (non-2xx or transport), the cores
