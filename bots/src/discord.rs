@@ -26,8 +26,8 @@ use crate::{ApprovalChannel, BoxFuture, Card, ChannelError, MessageRef, Vote, ca
 
 pub use ed25519_dalek::VerifyingKey;
 pub use interaction::{
-    Interaction, ephemeral, parse_interaction, parse_public_key, pong, update_message,
-    verify_interaction, vote,
+    Interaction, MAX_INTERACTION_SKEW_SECS, check_interaction_age, ephemeral, parse_interaction,
+    parse_public_key, pong, update_message, verify_interaction, vote,
 };
 pub use message::MAX_CONTENT_CHARS;
 

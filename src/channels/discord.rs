@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bots::ApprovalChannel as _;
-use bots::discord::{Interaction, ephemeral, parse_interaction, pong, verify_interaction};
+use bots::discord::{
+    Interaction, check_interaction_age, ephemeral, parse_interaction, pong, verify_interaction,
+};
 
 use super::votes::tap;
 use crate::state::AppState;
@@ -24,14 +26,21 @@ pub async fn interactions(
         return StatusCode::NOT_FOUND.into_response();
     };
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let timestamp = header("x-signature-timestamp");
     if verify_interaction(
         dc.public_key(),
         header("x-signature-ed25519"),
-        header("x-signature-timestamp"),
+        timestamp,
         &body,
     )
     .is_err()
     {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    // A genuine but old (captured and replayed) request is refused too.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Err(e) = check_interaction_age(timestamp, now) {
+        tracing::warn!(error = %e, "stale Discord interaction refused");
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let interaction = match parse_interaction(&body) {

@@ -4,6 +4,7 @@
 //! (honouring `retry_after`), so one platform failing never blocks another or the API.
 
 pub mod discord;
+mod dispatch;
 pub mod telegram;
 pub mod votes;
 
@@ -11,16 +12,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bots::{ApprovalChannel, Card, ChannelError, MessageRef, Outcome, OutcomeKind};
+use bots::{ApprovalChannel, Card, ChannelError, Outcome, OutcomeKind};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::lease::ApprovalState;
-use crate::notice::{ApprovalChange, Notice};
 use crate::scope::Glob;
-use crate::store::{ApprovalRecord, CardRef, Store};
+use crate::store::{ApprovalRecord, Store};
 
 fn ts(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
@@ -107,11 +107,6 @@ fn add_route(
     Ok(())
 }
 
-enum Job {
-    Post(Card),
-    Update(Card),
-}
-
 /// Health of each channel, for `/readyz`.
 #[derive(Clone, Default)]
 pub struct Status(Arc<Mutex<BTreeMap<String, String>>>);
@@ -145,7 +140,7 @@ pub struct Hub {
     pub key: Arc<Vec<u8>>,
     /// The Telegram bot's username, once `getMe` has answered (for `/cmd@name` in groups).
     pub telegram_username: Arc<Mutex<Option<String>>>,
-    queues: Arc<Vec<(Vec<Glob>, mpsc::UnboundedSender<Job>)>>,
+    queues: Arc<Vec<dispatch::Queue>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -224,8 +219,12 @@ impl Hub {
         let mut queues = Vec::new();
         for t in targets {
             let (tx, rx) = mpsc::unbounded_channel();
-            queues.push((t.patterns.clone(), tx));
-            tokio::spawn(run_target(
+            queues.push(dispatch::Queue {
+                target: t.name.clone(),
+                patterns: t.patterns.clone(),
+                tx,
+            });
+            tokio::spawn(dispatch::run_target(
                 t,
                 rx,
                 store.clone(),
@@ -243,7 +242,12 @@ impl Hub {
             queues: Arc::new(queues),
             shutdown: shutdown.clone(),
         };
-        tokio::spawn(dispatch(hub.clone(), store.notices().subscribe(), shutdown));
+        tokio::spawn(dispatch::dispatch(
+            hub.queues.clone(),
+            store.clone(),
+            store.notices().subscribe(),
+            shutdown,
+        ));
         Ok(hub)
     }
 
@@ -328,129 +332,6 @@ impl Hub {
         match self.telegram_username.lock().ok().and_then(|u| u.clone()) {
             Some(ours) => ours.eq_ignore_ascii_case(mention),
             None => true,
-        }
-    }
-}
-
-async fn dispatch(
-    hub: Hub,
-    mut rx: tokio::sync::broadcast::Receiver<Notice>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let notice = tokio::select! {
-            n = rx.recv() => n,
-            _ = shutdown.changed() => return,
-        };
-        let (change, approval) = match notice {
-            Ok(Notice::Approval { change, approval }) => (change, approval),
-            Ok(_) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    missed = n,
-                    "the channel dispatcher fell behind; some cards may be stale"
-                );
-                continue;
-            }
-            Err(_) => return,
-        };
-        let c = card(&approval);
-        for (patterns, tx) in hub.queues.iter() {
-            if patterns.iter().any(|p| p.matches(&approval.path)) {
-                let job = if change == ApprovalChange::Opened {
-                    Job::Post(c.clone())
-                } else {
-                    Job::Update(c.clone())
-                };
-                let _ = tx.send(job);
-            }
-        }
-    }
-}
-
-/// Runs one target's queue: each job retried until done, refused for good, or shutdown.
-async fn run_target(
-    t: Target,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    store: Store,
-    status: Status,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let job = tokio::select! {
-            j = rx.recv() => match j { Some(j) => j, None => return },
-            _ = shutdown.changed() => return,
-        };
-        let mut tries = 0u32;
-        loop {
-            tries += 1;
-            let result = match &job {
-                Job::Post(card) => match t.channel.post(card).await {
-                    Ok(refs) => {
-                        let refs = refs
-                            .into_iter()
-                            .map(|m: MessageRef| CardRef {
-                                target: t.name.clone(),
-                                chat_id: m.chat_id,
-                                message_id: m.message_id,
-                            })
-                            .collect();
-                        store
-                            .add_card_refs(card.approval_id.clone(), refs)
-                            .await
-                            .map(|()| true)
-                            .map_err(|e| ChannelError::Unavailable(e.to_string()))
-                    }
-                    Err(e) => Err(e),
-                },
-                Job::Update(card) => {
-                    let refs: Vec<MessageRef> = store
-                        .card_refs(&card.approval_id)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|r| r.target == t.name)
-                        .map(|r| MessageRef {
-                            chat_id: r.chat_id,
-                            message_id: r.message_id,
-                        })
-                        .collect();
-                    if refs.is_empty() {
-                        // Never posted here (or the post failed for good): nothing to edit,
-                        // and nothing learnt about the target's health.
-                        Ok(false)
-                    } else {
-                        t.channel.update(card, &refs).await.map(|()| true)
-                    }
-                }
-            };
-            let wait = match result {
-                Ok(reached) => {
-                    if reached {
-                        status.set(&t.name, "ok".into());
-                    }
-                    break;
-                }
-                Err(ChannelError::RateLimited { retry_after_secs }) => {
-                    Duration::from_secs(retry_after_secs.clamp(1, 300))
-                }
-                Err(e) if e.is_retryable() => {
-                    Duration::from_millis(500u64.saturating_mul(1 << tries.min(9)))
-                }
-                Err(e) => {
-                    tracing::error!(target = %t.name, error = %e, "card not delivered");
-                    status.set(&t.name, e.to_string());
-                    break;
-                }
-            };
-            tracing::warn!(target = %t.name, ?wait, "channel busy or down; retrying");
-            if tries >= 20 {
-                status.set(&t.name, "gave up after 20 tries".into());
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
-            }
         }
     }
 }

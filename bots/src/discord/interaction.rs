@@ -60,6 +60,27 @@ pub fn verify_interaction(
         .map_err(|_| rejected("does not match"))
 }
 
+/// How far an interaction's signed timestamp may be from our clock: Discord sends a click
+/// within seconds, so an older (or future) one is a replay of a captured request.
+pub const MAX_INTERACTION_SKEW_SECS: i64 = 300;
+
+/// Checks that a (verified) interaction's `X-Signature-Timestamp`, unix seconds, is within
+/// [`MAX_INTERACTION_SKEW_SECS`] of `now_unix`; a replayed old request is `Rejected`.
+pub fn check_interaction_age(timestamp: Option<&str>, now_unix: i64) -> Result<(), ChannelError> {
+    let sent: i64 = timestamp
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| {
+            ChannelError::Rejected("interaction timestamp is not unix seconds".into())
+        })?;
+    if sent.abs_diff(now_unix) > MAX_INTERACTION_SKEW_SECS.unsigned_abs() {
+        return Err(ChannelError::Rejected(format!(
+            "interaction timestamp is {}s away from now (at most {MAX_INTERACTION_SKEW_SECS}s)",
+            sent.abs_diff(now_unix)
+        )));
+    }
+    Ok(())
+}
+
 /// A verified interaction, reduced to what the daemon needs.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Interaction {
@@ -272,6 +293,17 @@ mod tests {
         assert_eq!(decode_hex::<2>("0aFg"), None);
         assert_eq!(decode_hex::<1>("+1"), None);
         assert!(parse_public_key("zz").is_err());
+    }
+
+    #[test]
+    fn old_or_future_interactions_are_refused() {
+        let now = 1_777_636_800;
+        assert!(check_interaction_age(Some("1777636800"), now).is_ok());
+        assert!(check_interaction_age(Some("1777636500"), now).is_ok());
+        assert!(check_interaction_age(Some("1777636499"), now).is_err());
+        assert!(check_interaction_age(Some("1777637101"), now).is_err());
+        assert!(check_interaction_age(Some("yesterday"), now).is_err());
+        assert!(check_interaction_age(None, now).is_err());
     }
 
     #[test]
