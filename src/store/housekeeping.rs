@@ -118,7 +118,7 @@ impl Store {
                     .insert(r.path.as_str(), encode(&r)?.as_slice())?;
                 let path = r.path.clone();
                 let leases =
-                    super::leases::revoke_open_leases(ctx, &origin, "secret expired", |l| {
+                    super::lease_end::revoke_open_leases(ctx, &origin, "secret expired", |l| {
                         l.path == path
                     })?;
                 ctx.audit(Draft {

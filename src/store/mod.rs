@@ -4,15 +4,21 @@
 //! implementation: one file, concurrent read transactions, and one writer thread that
 //! group-commits the writes that arrive together (see [`writer`]).
 
+mod agents;
+mod approvals;
+mod audit_append;
 mod audit_log;
+mod credentials;
 mod housekeeping;
-mod identity;
+mod lease_end;
+mod lease_use;
 mod leases;
 mod policies;
 mod secrets;
 mod services;
 mod subscriptions;
 pub(crate) mod tables;
+mod tokens;
 pub(crate) mod writer;
 
 use std::path::Path;
@@ -23,13 +29,17 @@ use tokio::sync::{Notify, watch};
 
 use crate::notice::Notices;
 
+pub use agents::AgentRecord;
+pub use approvals::{ApprovalRecord, VoteResult};
 pub use audit_log::{AuditFilter, AuditPage, VerifyReport, parse_query_time};
+pub use credentials::{Credential, CredentialKind};
 pub use housekeeping::{Checkpoint, JobRun};
-pub use identity::{AgentRecord, Credential, CredentialKind, RevokeTarget, TokenRecord};
-pub use leases::{ApprovalRecord, LeaseRecord, NewLease, ReadOutcome, VoteResult};
+pub use lease_use::ReadOutcome;
+pub use leases::{LeaseRecord, NewLease};
 pub use policies::CardRef;
 pub use secrets::{PutSecret, SecretRecord, VersionInfo};
 pub use subscriptions::{DeliveryRecord, StoredSecret, WebhookRecord, WebhookStatus};
+pub use tokens::{RevokeTarget, TokenRecord};
 pub use writer::WriteCtx;
 
 use crate::audit::Actor;

@@ -1,0 +1,221 @@
+//! Agents: registration (with the agent's namespace and API key), tier and disabled
+//! changes, key rotation, and lookups.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::audit_append::audit;
+use super::credentials::{Credential, CredentialKind, insert_credential, revoke_credential};
+use super::tables::{AGENT_NAMES, AGENTS};
+use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use crate::paths;
+
+/// An agent.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgentRecord {
+    /// Id (ULID, lowercase).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Trust tier 1 (new) to 5 (elite).
+    pub trust_tier: u8,
+    /// Free text.
+    pub description: String,
+    /// The agent's namespace, `entities/<id>`.
+    pub namespace: String,
+    /// A disabled agent's key and tokens are refused.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: String,
+    /// The id of the current API key.
+    pub key_id: String,
+    /// Tokens issued at or before this time (unix ns) are revoked.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub tokens_not_before: u128,
+}
+
+pub(super) fn load_agent(ctx: &WriteCtx<'_>, id: &str) -> Result<AgentRecord, StoreError> {
+    let table = ctx.txn.open_table(AGENTS)?;
+    let got = table
+        .get(id)?
+        .ok_or_else(|| StoreError::NotFound(format!("no agent {id}")))?;
+    decode(got.value())
+}
+
+pub(super) fn save_agent(ctx: &WriteCtx<'_>, a: &AgentRecord) -> Result<(), StoreError> {
+    ctx.txn
+        .open_table(AGENTS)?
+        .insert(a.id.as_str(), encode(a)?.as_slice())?;
+    Ok(())
+}
+
+impl Store {
+    /// Registers an agent and provisions its namespace; returns it with its API key.
+    pub async fn create_agent(
+        &self,
+        name: String,
+        trust_tier: u8,
+        description: String,
+        origin: Origin,
+    ) -> Result<(AgentRecord, String), StoreError> {
+        let key = crate::util::random_token("lk_agent_");
+        let k = key.clone();
+        let agent = self
+            .write(move |ctx| {
+                if ctx
+                    .txn
+                    .open_table(AGENT_NAMES)?
+                    .get(name.as_str())?
+                    .is_some()
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "an agent named {name:?} exists"
+                    )));
+                }
+                let id = crate::util::new_id();
+                let now = crate::util::rfc3339(ctx.now());
+                let agent = AgentRecord {
+                    namespace: paths::agent_namespace(&id),
+                    id: id.clone(),
+                    name: name.clone(),
+                    trust_tier,
+                    description,
+                    disabled: false,
+                    created_at: now.clone(),
+                    key_id: crate::util::new_id(),
+                    tokens_not_before: 0,
+                };
+                let cred = Credential {
+                    id: agent.key_id.clone(),
+                    kind: CredentialKind::Agent,
+                    agent_id: Some(id.clone()),
+                    created_at: now,
+                    revoked_at: None,
+                    approver: None,
+                };
+                insert_credential(ctx, &k, &cred)?;
+                save_agent(ctx, &agent)?;
+                ctx.txn
+                    .open_table(AGENT_NAMES)?
+                    .insert(name.as_str(), id.as_str())?;
+                audit(
+                    ctx,
+                    &origin,
+                    "agent.created",
+                    &agent.namespace,
+                    &agent.id,
+                    "create",
+                    json!({"name": agent.name, "trust_tier": trust_tier}),
+                )?;
+                Ok(agent)
+            })
+            .await?;
+        Ok((agent, key))
+    }
+
+    /// Changes an agent's tier and/or disabled flag.
+    pub async fn update_agent(
+        &self,
+        id: String,
+        trust_tier: Option<u8>,
+        disabled: Option<bool>,
+        origin: Origin,
+    ) -> Result<AgentRecord, StoreError> {
+        self.write(move |ctx| {
+            let mut agent = load_agent(ctx, &id)?;
+            let (old_tier, old_disabled) = (agent.trust_tier, agent.disabled);
+            if let Some(t) = trust_tier {
+                agent.trust_tier = t;
+            }
+            if let Some(d) = disabled {
+                agent.disabled = d;
+            }
+            save_agent(ctx, &agent)?;
+            if agent.trust_tier != old_tier {
+                audit(
+                    ctx,
+                    &origin,
+                    "agent.tier_changed",
+                    &agent.namespace,
+                    &agent.id,
+                    "update",
+                    json!({"from": old_tier, "to": agent.trust_tier}),
+                )?;
+            }
+            if agent.disabled != old_disabled {
+                let event = if agent.disabled {
+                    "agent.disabled"
+                } else {
+                    "agent.enabled"
+                };
+                audit(
+                    ctx,
+                    &origin,
+                    event,
+                    &agent.namespace,
+                    &agent.id,
+                    "update",
+                    json!({}),
+                )?;
+            }
+            Ok(agent)
+        })
+        .await
+    }
+
+    /// Replaces an agent's API key; the old key stops working at once.
+    pub async fn rotate_agent_key(
+        &self,
+        id: String,
+        origin: Origin,
+    ) -> Result<(AgentRecord, String), StoreError> {
+        let key = crate::util::random_token("lk_agent_");
+        let k = key.clone();
+        let agent = self
+            .write(move |ctx| {
+                let mut agent = load_agent(ctx, &id)?;
+                let now = crate::util::rfc3339(ctx.now());
+                revoke_credential(ctx, &agent.key_id, &now)?;
+                agent.key_id = crate::util::new_id();
+                let cred = Credential {
+                    id: agent.key_id.clone(),
+                    kind: CredentialKind::Agent,
+                    agent_id: Some(agent.id.clone()),
+                    created_at: now,
+                    revoked_at: None,
+                    approver: None,
+                };
+                insert_credential(ctx, &k, &cred)?;
+                save_agent(ctx, &agent)?;
+                audit(
+                    ctx,
+                    &origin,
+                    "agent.key_rotated",
+                    &agent.namespace,
+                    &agent.id,
+                    "rotate",
+                    json!({"key_id": agent.key_id}),
+                )?;
+                Ok(agent)
+            })
+            .await?;
+        Ok((agent, key))
+    }
+
+    /// An agent by id.
+    pub fn get_agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(AGENTS)?;
+        let got = table.get(id)?;
+        got.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Every agent, by id.
+    pub fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(AGENTS)?;
+        table.iter()?.map(|item| decode(item?.1.value())).collect()
+    }
+}

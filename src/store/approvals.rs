@@ -1,0 +1,160 @@
+//! Approvals: the record, counting votes, and settling a decided approval onto its lease.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::leases::{LeaseRecord, apply, get, lease_draft, put, remove_deadline};
+use super::tables::{APPROVALS, LEASES};
+use super::{Origin, Store, StoreError, WriteCtx, decode};
+use crate::lease::{ApprovalState, LeaseEvent, Tally, Vote, VoteOutcome};
+use crate::notice::{ApprovalChange, Notice};
+use crate::scope::Action;
+
+/// An approval as stored and shown.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApprovalRecord {
+    /// Id (ULID).
+    pub id: String,
+    /// The lease it decides.
+    pub lease_id: String,
+    /// Requesting agent id and name, and tier.
+    pub agent_id: String,
+    /// Agent name.
+    pub agent_name: String,
+    /// Agent tier.
+    pub trust_tier: u8,
+    /// Full path.
+    pub path: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Sensitivity.
+    pub sensitivity: String,
+    /// Action.
+    pub action: Action,
+    /// Lease TTL once granted.
+    pub ttl_seconds: u64,
+    /// Uses.
+    pub uses: u32,
+    /// env_bundle keys asked for.
+    pub keys: Option<Vec<String>>,
+    /// The agent's reason.
+    pub reason: String,
+    /// Requested (unix seconds).
+    pub requested_at: i64,
+    /// Which rule asked for approval.
+    pub policy_source: String,
+    /// Votes, quorum, deadline, state.
+    pub tally: Tally,
+}
+
+/// What a vote did.
+pub struct VoteResult {
+    /// The approval after the vote.
+    pub approval: ApprovalRecord,
+    /// The lease after the vote.
+    pub lease: LeaseRecord,
+    /// The outcome.
+    pub outcome: VoteOutcome,
+}
+
+/// Closes an approval's tally side effects on its lease.
+pub(super) fn settle(
+    ctx: &mut WriteCtx<'_>,
+    approval: &ApprovalRecord,
+    lease: &mut LeaseRecord,
+    origin: &Origin,
+) -> Result<(), StoreError> {
+    let by = approval.tally.decided_by.clone();
+    let (approval_event, lease_event) = match approval.tally.state {
+        ApprovalState::Approved => ("approval.granted", LeaseEvent::Grant),
+        ApprovalState::AutoGranted => ("approval.auto_granted", LeaseEvent::Grant),
+        ApprovalState::Denied => ("approval.denied", LeaseEvent::Deny),
+        ApprovalState::Expired => ("approval.expired", LeaseEvent::Expire),
+        ApprovalState::Cancelled | ApprovalState::Pending => return Ok(()),
+    };
+    remove_deadline(
+        ctx,
+        approval.tally.deadline,
+        &format!("approval:{}", approval.id),
+    )?;
+    let details = json!({"approval_id": approval.id, "decided_by": by, "votes": approval.tally.votes.len(), "quorum": approval.tally.quorum});
+    ctx.audit(lease_draft(lease, approval_event, origin, details.clone()))?;
+    let mut lease_event = lease_event;
+    if lease_event == LeaseEvent::Grant
+        && lease.token_expires_at.is_some_and(|t| t <= ctx.now_unix())
+    {
+        // The requesting token is gone: a lease never outlives it.
+        lease_event = LeaseEvent::Expire;
+    }
+    apply(
+        ctx,
+        lease,
+        lease_event,
+        origin,
+        json!({"approval_id": approval.id, "decided_by": by}),
+    )?;
+    ctx.notify(Notice::Approval {
+        change: ApprovalChange::Closed,
+        approval: Box::new(approval.clone()),
+    });
+    Ok(())
+}
+
+impl Store {
+    /// Counts an (authorised) approver's vote and applies its consequences.
+    pub async fn vote(
+        &self,
+        approval_id: String,
+        vote: Vote,
+        origin: Origin,
+    ) -> Result<VoteResult, StoreError> {
+        self.write(move |ctx| {
+            let mut approval: ApprovalRecord = get(ctx, APPROVALS, &approval_id, "approval")?;
+            let mut lease: LeaseRecord = get(ctx, LEASES, &approval.lease_id, "lease")?;
+            let (who, decision, reason, via) = (vote.approver.clone(), vote.decision, vote.reason.clone(), vote.via.clone());
+            let outcome = approval.tally.vote(vote);
+            if matches!(outcome, VoteOutcome::AlreadyDecided(..) | VoteOutcome::Duplicate) {
+                return Ok(VoteResult { approval, lease, outcome });
+            }
+            put(ctx, APPROVALS, &approval.id, &approval)?;
+            let details = json!({"approval_id": approval.id, "approver": who, "decision": decision, "reason": reason, "via": via, "approvals": approval.tally.approvals(), "quorum": approval.tally.quorum});
+            ctx.audit(lease_draft(&lease, "approval.voted", &origin, details))?;
+            match &outcome {
+                VoteOutcome::Counted => ctx.notify(Notice::Approval { change: ApprovalChange::Voted, approval: Box::new(approval.clone()) }),
+                _ => settle(ctx, &approval, &mut lease, &origin)?,
+            }
+            Ok(VoteResult { approval, lease, outcome })
+        })
+        .await
+    }
+
+    /// An approval by id.
+    pub fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(APPROVALS)?;
+        let got = t.get(id)?;
+        got.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Approvals, newest first, optionally only pending ones.
+    pub fn list_approvals(
+        &self,
+        pending_only: bool,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(APPROVALS)?;
+        let mut out = Vec::new();
+        for item in t.iter()?.rev() {
+            let a: ApprovalRecord = decode(item?.1.value())?;
+            if !pending_only || a.tally.state == ApprovalState::Pending {
+                out.push(a);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

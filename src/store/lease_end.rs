@@ -1,0 +1,156 @@
+//! How leases and approvals end: revocation (one lease, or every open lease matching a
+//! predicate) and the deadline queue that expires approvals and leases.
+
+use redb::ReadableTable;
+use serde_json::json;
+
+use super::approvals::{ApprovalRecord, settle};
+use super::leases::{LeaseRecord, apply, get, put, remove_deadline};
+use super::tables::{APPROVALS, DEADLINES, LEASES, OPEN_LEASES};
+use super::{Origin, Store, StoreError, WriteCtx, decode};
+use crate::lease::{ApprovalState, LeaseEvent, LeaseState};
+use crate::notice::{ApprovalChange, Notice};
+
+fn revoke_lease_in(
+    ctx: &mut WriteCtx<'_>,
+    lease_id: &str,
+    origin: &Origin,
+    why: &str,
+) -> Result<Option<LeaseRecord>, StoreError> {
+    let mut lease: LeaseRecord = get(ctx, LEASES, lease_id, "lease")?;
+    if lease.state.is_final() {
+        return Ok(None);
+    }
+    if lease.state == LeaseState::Pending
+        && let Some(aid) = lease.approval_id.clone()
+    {
+        let mut approval: ApprovalRecord = get(ctx, APPROVALS, &aid, "approval")?;
+        remove_deadline(ctx, approval.tally.deadline, &format!("approval:{aid}"))?;
+        approval.tally.state = ApprovalState::Cancelled;
+        approval.tally.decided_by = Some(origin.actor.id.clone());
+        approval.tally.decided_at = Some(ctx.now_unix());
+        put(ctx, APPROVALS, &aid, &approval)?;
+        ctx.notify(Notice::Approval {
+            change: ApprovalChange::Closed,
+            approval: Box::new(approval),
+        });
+    }
+    apply(
+        ctx,
+        &mut lease,
+        LeaseEvent::Revoke,
+        origin,
+        json!({"reason": why}),
+    )?;
+    Ok(Some(lease))
+}
+
+/// Revokes every open lease matching `pred`; used by token, agent, session and task revocation.
+pub(super) fn revoke_open_leases(
+    ctx: &mut WriteCtx<'_>,
+    origin: &Origin,
+    why: &str,
+    pred: impl Fn(&LeaseRecord) -> bool,
+) -> Result<u64, StoreError> {
+    let ids: Vec<String> = {
+        let open = ctx.txn.open_table(OPEN_LEASES)?;
+        let leases = ctx.txn.open_table(LEASES)?;
+        let mut ids = Vec::new();
+        for item in open.iter()? {
+            let (k, _) = item?;
+            if let Some(v) = leases.get(k.value())? {
+                let l: LeaseRecord = decode(v.value())?;
+                if pred(&l) {
+                    ids.push(l.id);
+                }
+            }
+        }
+        ids
+    };
+    let mut n = 0;
+    for id in ids {
+        if revoke_lease_in(ctx, &id, origin, why)?.is_some() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+impl Store {
+    /// Revokes one lease (a pending one's approval is cancelled).
+    pub async fn revoke_lease(
+        &self,
+        lease_id: String,
+        origin: Origin,
+    ) -> Result<LeaseRecord, StoreError> {
+        self.write(
+            move |ctx| match revoke_lease_in(ctx, &lease_id, &origin, "revoked")? {
+                Some(l) => Ok(l),
+                None => {
+                    let l: LeaseRecord = get(ctx, LEASES, &lease_id, "lease")?;
+                    Err(StoreError::Conflict(format!(
+                        "the lease is already {}",
+                        l.state
+                    )))
+                }
+            },
+        )
+        .await
+    }
+
+    /// The earliest queued deadline (unix seconds).
+    pub fn next_deadline(&self) -> Result<Option<i64>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(DEADLINES)?;
+        Ok(t.first()?.map(|(k, _)| k.value().0))
+    }
+
+    /// Applies every deadline at or before now: approvals expire or auto-grant, leases
+    /// expire. Returns how many entries were processed.
+    pub async fn apply_due_deadlines(&self) -> Result<usize, StoreError> {
+        self.write(move |ctx| {
+            let now = ctx.now_unix();
+            let due: Vec<(i64, String)> = {
+                let t = ctx.txn.open_table(DEADLINES)?;
+                let mut due = Vec::new();
+                for item in t.range((i64::MIN, "")..=(now, "\u{10ffff}"))? {
+                    let (k, _) = item?;
+                    let (at, key) = k.value();
+                    due.push((at, key.to_string()));
+                    if due.len() >= 512 {
+                        break;
+                    }
+                }
+                due
+            };
+            let origin = Origin::system();
+            for (at, key) in &due {
+                remove_deadline(ctx, *at, key)?;
+                if let Some(aid) = key.strip_prefix("approval:") {
+                    let mut approval: ApprovalRecord = get(ctx, APPROVALS, aid, "approval")?;
+                    if approval.tally.apply_deadline(now).is_some() {
+                        put(ctx, APPROVALS, aid, &approval)?;
+                        let mut lease: LeaseRecord = get(ctx, LEASES, &approval.lease_id, "lease")?;
+                        if lease.state == LeaseState::Pending {
+                            settle(ctx, &approval, &mut lease, &origin)?;
+                        }
+                    }
+                } else if let Some(lid) = key.strip_prefix("lease:") {
+                    let mut lease: LeaseRecord = get(ctx, LEASES, lid, "lease")?;
+                    // A pending lease waits for its approval's own deadline entry.
+                    if lease.state == LeaseState::Active && lease.expires_at <= now {
+                        apply(
+                            ctx,
+                            &mut lease,
+                            LeaseEvent::Expire,
+                            &origin,
+                            json!({"reason": "ttl"}),
+                        )?;
+                    }
+                }
+            }
+            Ok(due.len())
+        })
+        .await
+    }
+}

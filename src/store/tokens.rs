@@ -1,0 +1,272 @@
+//! Scoped tokens: the record kept when one is minted, the revocation check (through its
+//! parent chain, agent, session and task), and revocation by token, agent, session or task,
+//! which also revokes the leases that go with them.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::agents::{AgentRecord, load_agent, save_agent};
+use super::audit_append::audit;
+use super::tables::{REVOKED, TOKENS};
+use super::{Origin, Store, StoreError, decode, encode};
+
+/// A scoped token as recorded when minted.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenRecord {
+    /// Token id.
+    pub id: String,
+    /// The agent it acts for.
+    pub agent_id: String,
+    /// The token it was minted from (None when minted from the agent key).
+    pub parent: Option<String>,
+    /// Scopes, as strings.
+    pub scopes: Vec<String>,
+    /// Optional session binding.
+    pub session_id: Option<String>,
+    /// Optional task binding.
+    pub task_id: Option<String>,
+    /// Description.
+    pub description: String,
+    /// Issue time (unix ns).
+    #[schema(value_type = String)]
+    pub issued_ns: u128,
+    /// Expiry (unix seconds).
+    pub expires_at: i64,
+    /// Revocation time.
+    pub revoked_at: Option<String>,
+}
+
+/// What to revoke.
+#[derive(Debug, Clone)]
+pub enum RevokeTarget {
+    /// One token (and, through the parent chain, every token minted from it).
+    Token(String),
+    /// Every token of an agent issued so far.
+    Agent(String),
+    /// Every token bound to a session (of one agent, or of all when None).
+    Session(Option<String>, String),
+    /// Every token bound to a task (of one agent, or of all when None).
+    Task(Option<String>, String),
+}
+
+/// Selects the token records a revocation marks.
+type TokenFilter = Box<dyn Fn(&TokenRecord) -> bool>;
+
+fn unix_ns(t: time::OffsetDateTime) -> u128 {
+    u128::try_from(t.unix_timestamp_nanos()).unwrap_or(0)
+}
+
+impl Store {
+    /// Records a minted token.
+    pub async fn record_token(
+        &self,
+        rec: TokenRecord,
+        namespace: String,
+        origin: Origin,
+    ) -> Result<TokenRecord, StoreError> {
+        self.write(move |ctx| {
+            ctx.txn
+                .open_table(TOKENS)?
+                .insert(rec.id.as_str(), encode(&rec)?.as_slice())?;
+            let details = json!({
+                "agent_id": rec.agent_id, "parent": rec.parent, "scopes": rec.scopes,
+                "session_id": rec.session_id, "task_id": rec.task_id, "expires_at": rec.expires_at,
+            });
+            audit(
+                ctx,
+                &origin,
+                "token.issued",
+                &namespace,
+                &rec.id,
+                "mint",
+                details,
+            )?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    /// A token record by id.
+    pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(TOKENS)?;
+        let got = table.get(id)?;
+        got.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Is a token (or any token it descends from) revoked, directly or through its agent,
+    /// session or task?
+    pub fn token_revoked(
+        &self,
+        rec: &TokenRecord,
+        agent: &AgentRecord,
+    ) -> Result<bool, StoreError> {
+        if rec.issued_ns <= agent.tokens_not_before {
+            return Ok(true);
+        }
+        let txn = self.read()?;
+        let tokens = txn.open_table(TOKENS)?;
+        let revoked = txn.open_table(REVOKED)?;
+        let mut current = Some(rec.clone());
+        let mut depth = 0;
+        while let Some(t) = current {
+            if t.revoked_at.is_some() {
+                return Ok(true);
+            }
+            for (kind, value) in [("session", &t.session_id), ("task", &t.task_id)] {
+                if let Some(v) = value {
+                    for scope in [t.agent_id.as_str(), "*"] {
+                        if revoked
+                            .get(format!("{kind}:{scope}:{v}").as_str())?
+                            .is_some()
+                        {
+                            return Ok(true);
+                        }
+                    }
+                }
+            }
+            depth += 1;
+            current = match (&t.parent, depth < 16) {
+                (Some(p), true) => tokens
+                    .get(p.as_str())?
+                    .map(|v| decode(v.value()))
+                    .transpose()?,
+                _ => None,
+            };
+        }
+        Ok(false)
+    }
+
+    /// Revokes tokens; returns how many token records were marked (sessions and tasks also
+    /// block tokens minted later with the same binding).
+    pub async fn revoke(&self, target: RevokeTarget, origin: Origin) -> Result<u64, StoreError> {
+        self.write(move |ctx| {
+            let now = crate::util::rfc3339(ctx.now());
+            let now_ns = unix_ns(ctx.now());
+            let (resource, details, agent_filter): (String, serde_json::Value, TokenFilter) =
+                match &target {
+                    RevokeTarget::Token(id) => {
+                        if ctx.txn.open_table(TOKENS)?.get(id.as_str())?.is_none() {
+                            return Err(StoreError::NotFound(format!("no token {id}")));
+                        }
+                        let id2 = id.clone();
+                        (
+                            id.clone(),
+                            json!({"by": "token"}),
+                            Box::new(move |t: &TokenRecord| t.id == id2),
+                        )
+                    }
+                    RevokeTarget::Agent(agent_id) => {
+                        let mut agent = load_agent(ctx, agent_id)?;
+                        agent.tokens_not_before = now_ns;
+                        save_agent(ctx, &agent)?;
+                        let a = agent_id.clone();
+                        (
+                            agent_id.clone(),
+                            json!({"by": "agent"}),
+                            Box::new(move |t: &TokenRecord| t.agent_id == a),
+                        )
+                    }
+                    RevokeTarget::Session(agent, s) | RevokeTarget::Task(agent, s) => {
+                        let kind = if matches!(target, RevokeTarget::Session(..)) {
+                            "session"
+                        } else {
+                            "task"
+                        };
+                        let scope = agent.clone().unwrap_or_else(|| "*".into());
+                        ctx.txn
+                            .open_table(REVOKED)?
+                            .insert(format!("{kind}:{scope}:{s}").as_str(), now_ns)?;
+                        let (a, s2, is_session) = (agent.clone(), s.clone(), kind == "session");
+                        (
+                            format!("{kind}:{s}"),
+                            json!({"by": kind, "agent_id": agent}),
+                            Box::new(move |t: &TokenRecord| {
+                                let binding = if is_session {
+                                    &t.session_id
+                                } else {
+                                    &t.task_id
+                                };
+                                binding.as_deref() == Some(s2.as_str())
+                                    && a.as_ref().is_none_or(|a| *a == t.agent_id)
+                            }),
+                        )
+                    }
+                };
+            let mut marked = Vec::new();
+            {
+                let table = ctx.txn.open_table(TOKENS)?;
+                for item in table.iter()? {
+                    let (_, v) = item?;
+                    let t: TokenRecord = decode(v.value())?;
+                    if t.revoked_at.is_none() && agent_filter(&t) {
+                        marked.push(t);
+                    }
+                }
+            }
+            let count = marked.len() as u64;
+            // Leases go with their tokens (and the tokens minted from them), agent, session or task.
+            let mut gone: std::collections::HashSet<String> =
+                marked.iter().map(|t| t.id.clone()).collect();
+            if !gone.is_empty() {
+                let all: Vec<TokenRecord> = {
+                    let table = ctx.txn.open_table(TOKENS)?;
+                    let mut v = Vec::new();
+                    for item in table.iter()? {
+                        v.push(decode::<TokenRecord>(item?.1.value())?);
+                    }
+                    v
+                };
+                loop {
+                    let before = gone.len();
+                    for t in &all {
+                        if t.parent.as_ref().is_some_and(|p| gone.contains(p)) {
+                            gone.insert(t.id.clone());
+                        }
+                    }
+                    if gone.len() == before {
+                        break;
+                    }
+                }
+            }
+            let lease_filter = |l: &super::LeaseRecord| {
+                l.token_id.as_ref().is_some_and(|t| gone.contains(t))
+                    || match &target {
+                        RevokeTarget::Agent(a) => l.agent_id == *a,
+                        RevokeTarget::Session(agent, s) => {
+                            l.session_id.as_deref() == Some(s.as_str())
+                                && agent.as_ref().is_none_or(|a| *a == l.agent_id)
+                        }
+                        RevokeTarget::Task(agent, t) => {
+                            l.task_id.as_deref() == Some(t.as_str())
+                                && agent.as_ref().is_none_or(|a| *a == l.agent_id)
+                        }
+                        RevokeTarget::Token(_) => false,
+                    }
+            };
+            let leases =
+                super::lease_end::revoke_open_leases(ctx, &origin, "token revoked", lease_filter)?;
+            let mut table = ctx.txn.open_table(TOKENS)?;
+            for mut t in marked {
+                t.revoked_at = Some(now.clone());
+                table.insert(t.id.as_str(), encode(&t)?.as_slice())?;
+            }
+            drop(table);
+            let mut details = details;
+            details["revoked"] = json!(count);
+            details["leases_revoked"] = json!(leases);
+            audit(
+                ctx,
+                &origin,
+                "token.revoked",
+                "",
+                &resource,
+                "revoke",
+                details,
+            )?;
+            Ok(count)
+        })
+        .await
+    }
+}
