@@ -306,7 +306,7 @@ impl Jobs {
         }
         let pending = self
             .store
-            .list_approvals(true, 1000)
+            .list_approvals(true, None, 1000)
             .map_err(|e| e.to_string())?
             .len();
         let mut top: Vec<_> = reads.into_iter().collect();

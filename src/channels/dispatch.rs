@@ -82,7 +82,7 @@ pub(super) async fn dispatch(
 
 /// Brings the cards of the newest approvals up to date after missed notices.
 fn resync(queues: &[Queue], store: &Store) {
-    let recent = match store.list_approvals(false, RESYNC_APPROVALS) {
+    let recent = match store.list_approvals(false, None, RESYNC_APPROVALS) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot re-sync cards: approvals unreadable");

@@ -113,7 +113,7 @@ fn pending_for(state: &AppState, user_id: i64) -> String {
     };
     let open: Vec<String> = state
         .store
-        .list_approvals(true, 50)
+        .list_approvals(true, None, 50)
         .unwrap_or_default()
         .into_iter()
         .filter(|a| ap.may_decide(&a.path))

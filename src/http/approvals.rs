@@ -23,6 +23,8 @@ pub struct ListQuery {
     pub state: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<usize>,
+    /// Cursor: only approvals older than this approval id (pass the last id of a page).
+    pub before: Option<String>,
 }
 
 fn may_see(caller: &Caller, state: &AppState, a: &ApprovalRecord) -> bool {
@@ -32,7 +34,7 @@ fn may_see(caller: &Caller, state: &AppState, a: &ApprovalRecord) -> bool {
             .is_some_and(|ap| ap.may_decide(&a.path))
 }
 
-/// Approvals the caller may decide (admins see all), newest first.
+/// Approvals the caller may decide (admins see all), newest first; page on with `before`.
 #[utoipa::path(get, path = "/v1/approvals", tag = "approvals", params(ListQuery), responses((status = 200, body = Vec<ApprovalRecord>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -53,9 +55,11 @@ pub async fn list(
             )));
         }
     };
-    let all = state
-        .store
-        .list_approvals(pending_only, q.limit.unwrap_or(100).clamp(1, 1000))?;
+    let all = state.store.list_approvals(
+        pending_only,
+        q.before.as_deref(),
+        q.limit.unwrap_or(100).clamp(1, 1000),
+    )?;
     Ok(Json(
         all.into_iter()
             .filter(|a| may_see(&caller, &state, a))

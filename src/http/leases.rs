@@ -357,9 +357,11 @@ pub struct ListQuery {
     pub state: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<usize>,
+    /// Cursor: only leases older than this lease id (pass the last id of a page).
+    pub before: Option<String>,
 }
 
-/// The caller's leases (an admin sees all), newest first.
+/// The caller's leases (an admin sees all), newest first; page on with `before`.
 #[utoipa::path(get, path = "/v1/leases", tag = "leases", params(ListQuery), responses((status = 200, body = Vec<LeaseView>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -385,6 +387,7 @@ pub async fn list(
     let leases = state.store.list_leases(
         agent.as_deref(),
         filter,
+        q.before.as_deref(),
         q.limit.unwrap_or(100).clamp(1, 1000),
     )?;
     Ok(Json(

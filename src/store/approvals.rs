@@ -1,6 +1,5 @@
 //! Approvals: the record, counting votes, and settling a decided approval onto its lease.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -141,12 +140,14 @@ impl Store {
     pub fn list_approvals(
         &self,
         pending_only: bool,
+        before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
         let txn = self.read()?;
         let t = txn.open_table(APPROVALS)?;
         let mut out = Vec::new();
-        for item in t.iter()?.rev() {
+        // Ids are ULIDs: key order is creation order, so `before` is a keyset cursor.
+        for item in t.range(..before.unwrap_or("\u{10ffff}"))?.rev() {
             let a: ApprovalRecord = decode(item?.1.value())?;
             if !pending_only || a.tally.state == ApprovalState::Pending {
                 out.push(a);

@@ -255,6 +255,7 @@ impl Store {
         &self,
         agent: Option<&str>,
         state: Option<LeaseState>,
+        before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<LeaseRecord>, StoreError> {
         let txn = self.read()?;
@@ -266,10 +267,12 @@ impl Store {
             }
             out.len() >= limit
         };
+        // Ids are ULIDs: key order is creation order, so `before` is a keyset cursor.
+        let end = before.unwrap_or("\u{10ffff}");
         match agent {
             Some(a) => {
                 let idx = txn.open_table(AGENT_LEASES)?;
-                for item in idx.range((a, "")..=(a, "\u{10ffff}"))?.rev() {
+                for item in idx.range((a, "")..(a, end))?.rev() {
                     let (k, _) = item?;
                     if let Some(v) = leases.get(k.value().1)?
                         && keep(decode(v.value())?)
@@ -279,7 +282,7 @@ impl Store {
                 }
             }
             None => {
-                for item in leases.iter()?.rev() {
+                for item in leases.range(..end)?.rev() {
                     let (_, v) = item?;
                     if keep(decode(v.value())?) {
                         break;
@@ -291,17 +294,36 @@ impl Store {
     }
 
     /// Leases an agent created since `since` (unix seconds) under a grant: for rate limits.
+    /// Walks the agent's leases newest first and stops at the first older than `since` (lease
+    /// ids are ULIDs, so their creation time is in the key): only the recent ones are read.
     pub fn count_recent_leases(
         &self,
         agent: &str,
         grant_id: &str,
         since: i64,
     ) -> Result<u32, StoreError> {
-        let recent = self.list_leases(Some(agent), None, 10_000)?;
-        Ok(recent
-            .iter()
-            .take_while(|l| l.created_at >= since)
-            .filter(|l| l.grant_id.as_deref() == Some(grant_id))
-            .count() as u32)
+        let txn = self.read()?;
+        let leases = txn.open_table(LEASES)?;
+        let idx = txn.open_table(AGENT_LEASES)?;
+        let since_ms = u64::try_from(since.max(0))
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        let mut count = 0;
+        for item in idx.range((agent, "")..(agent, "\u{10ffff}"))?.rev() {
+            let (k, _) = item?;
+            let id = k.value().1;
+            if ulid::Ulid::from_string(id).is_ok_and(|u| u.timestamp_ms() < since_ms) {
+                break;
+            }
+            let Some(v) = leases.get(id)? else { continue };
+            let l: LeaseRecord = decode(v.value())?;
+            if l.created_at < since {
+                break;
+            }
+            if l.grant_id.as_deref() == Some(grant_id) {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 }

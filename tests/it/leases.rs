@@ -685,3 +685,96 @@ async fn long_poll_wakes_on_the_vote_and_one_call_read() {
     assert_eq!(v["ok"], true);
     w.d.stop().await;
 }
+
+#[tokio::test]
+async fn lease_lists_page_with_before_and_hourly_limits_hold() {
+    let w = world().await;
+    let admin = w.d.admin.clone();
+    w.secret("team/a", "standard", "v-a").await;
+    let (agent_id, key) = w.d.agent("pager", 5).await;
+    // A narrower grant for this agent: at most 4 leases an hour.
+    let grant = json!({"subject": {"kind": "agent", "value": agent_id}, "pattern": "team/**",
+        "actions": ["read"], "limits": {"max_leases_per_hour": 4}});
+    let (s, b) =
+        w.d.call(Method::POST, "/v1/grants", Some(&admin), Some(grant))
+            .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (s, l) = w
+            .lease(&key, json!({"path": "/team/a", "action": "read"}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{l}");
+        ids.push(l["id"].as_str().unwrap().to_string());
+    }
+    let (s, b) = w
+        .lease(&key, json!({"path": "/team/a", "action": "read"}))
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{b}"
+    );
+
+    // Newest first, two a page, `before` = the last id seen; the agent's view and the admin's.
+    ids.reverse();
+    for who in [&key, &admin] {
+        let mut seen = Vec::new();
+        let mut before: Option<String> = None;
+        for _ in 0..10 {
+            let q = match &before {
+                Some(b) => format!("/v1/leases?limit=2&before={b}"),
+                None => "/v1/leases?limit=2".to_string(),
+            };
+            let (s, page) = w.d.call(Method::GET, &q, Some(who), None).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            let page: Vec<String> = page
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["id"].as_str().unwrap().to_string())
+                .collect();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 2);
+            before = page.last().cloned();
+            seen.extend(page);
+        }
+        assert_eq!(seen, ids, "every lease once, newest first");
+    }
+
+    // Approvals page the same way.
+    w.secret("team/c", "critical", "v-c").await;
+    let (_, shy) = w.d.agent("shy", 1).await;
+    let mut approvals = Vec::new();
+    for _ in 0..3 {
+        let (s, l) = w
+            .lease(&shy, json!({"path": "/team/c", "action": "read"}))
+            .await;
+        assert_eq!(
+            (s, l["state"].as_str()),
+            (StatusCode::CREATED, Some("pending")),
+            "{l}"
+        );
+        approvals.push(l["approval"]["id"].as_str().unwrap().to_string());
+    }
+    approvals.reverse();
+    let page = |q: String| {
+        let d = &w.d;
+        let admin = admin.clone();
+        async move {
+            let (s, b) = d.call(Method::GET, &q, Some(&admin), None).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            b.as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = page("/v1/approvals?limit=2".into()).await;
+    assert_eq!(first, approvals[..2]);
+    let rest = page(format!("/v1/approvals?limit=2&before={}", first[1])).await;
+    assert_eq!(rest, approvals[2..]);
+}
