@@ -1,7 +1,8 @@
 //! The command-line client: talks to the daemon over HTTP with LATCHKEY_ADDR / LATCHKEY_TOKEN.
 //!
 //! One module per command group (`secret`, `agent`, `token`, `import`, `audit`, `keys`,
-//! `lease`, `approvals`/`approve`/`deny`/`approver`, `grant`, `policy`, `run`, `export`, `jobs`);
+//! `lease`, `approvals`/`approve`/`deny`/`approver`, `grant`, `policy`, `run`, `export`, `jobs`;
+//! `run` has its leases in `run_leases` and its child process in `run_child`);
 //! `client` wraps reqwest and turns every failure into one clear line. Output is a human
 //! table or `key: value` lines by default, the daemon's raw JSON with `--json`. Secret values
 //! are never taken from argv, and printed only on an explicit read (`lease read`,
@@ -29,6 +30,8 @@ pub mod lease_wait;
 pub mod leases;
 pub mod policies;
 pub mod run;
+mod run_child;
+mod run_leases;
 pub mod secrets;
 pub mod tokens;
 pub mod value;

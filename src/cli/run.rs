@@ -12,22 +12,19 @@
 //! One copy of each value is out of our hands: the standard library's `Command` keeps the
 //! environment it will pass to `execve` in ordinary strings. That `Command` is dropped as
 //! soon as the child is started, and so are our own buffers (zeroized).
+//!
+//! This module holds the command line and the sequence; obtaining the leases is in
+//! `run_leases`, the child's signals and exit code in `run_child`.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use reqwest::Method;
-use serde_json::{Value, json};
-use tokio::signal::unix::{Signal, SignalKind, signal};
-use zeroize::Zeroizing;
+use anyhow::bail;
 
-use super::client::{Client, http_error, item_url};
-use super::leases::{announce_pending, ended, state};
-use super::value::Revealed;
-use super::{GlobalOpts, text};
+use super::GlobalOpts;
+use super::client::Client;
+use super::run_child::{Signals, exit_code, finish, forward};
+use super::run_leases::{Vars, Want, fetch_all, revoke_all};
 
 /// Arguments of `run`.
 #[derive(clap::Args)]
@@ -103,24 +100,6 @@ fn parse_mapping(s: &str) -> Result<Mapping, String> {
         path: path.into(),
     })
 }
-
-/// What one lease is for.
-enum Want<'a> {
-    Secret(&'a Mapping),
-    Bundle(&'a str),
-}
-
-impl Want<'_> {
-    fn path(&self) -> &str {
-        match self {
-            Want::Secret(m) => &m.path,
-            Want::Bundle(p) => p,
-        }
-    }
-}
-
-/// The child's variables: name → (where it came from, value).
-type Vars = BTreeMap<String, (String, Zeroizing<String>)>;
 
 /// Runs `latchkey run`. Returns only on an error before the command started; otherwise the
 /// process exits with the command's code (see [`finish`]).
@@ -227,185 +206,6 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     finish(code)
 }
 
-/// Ends the process with the command's code. `main` maps `Ok` to 0 and `Err` to 1, so the
-/// child's own code cannot travel back through a `Result`: we exit here instead, after every
-/// lease is revoked and every value buffer dropped (nothing else is left to clean up).
-fn finish(code: i32) -> ! {
-    std::process::exit(code)
-}
-
-/// A child's exit code as a shell reports it: its code, or 128+N when signal N killed it.
-fn exit_code(st: std::process::ExitStatus) -> i32 {
-    match (st.code(), st.signal()) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        (None, None) => 1,
-    }
-}
-
-/// Requests, waits for and reads every lease in turn, filling `leases` (for revocation, as
-/// soon as each exists) and `vars`. The approval wait is shared by all of them.
-async fn fetch_all(
-    a: &RunArgs,
-    client: &Client,
-    reason: &str,
-    wants: &[Want<'_>],
-    leases: &mut Vec<String>,
-    vars: &mut Vars,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(a.timeout);
-    for want in wants {
-        let path = want.path();
-        let mut body = json!({"path": path, "action": "read", "uses": 1, "reason": reason});
-        if let (Some(ttl), Some(obj)) = (a.ttl, body.as_object_mut()) {
-            obj.insert("ttl_seconds".into(), Value::from(ttl));
-        }
-        let mut lease = client
-            .post("/v1/leases", &body)
-            .await
-            .with_context(|| format!("lease on {path}"))?;
-        let id = text(&lease, "id");
-        leases.push(id.clone());
-        if state(&lease) == "pending" {
-            eprintln!("lease {id} on {path}: pending approval");
-            announce_pending(&lease);
-            let left = deadline.saturating_duration_since(Instant::now());
-            lease = super::lease_wait::wait(&a.opts, lease, left.as_secs()).await?;
-        }
-        match state(&lease).as_str() {
-            "active" => {}
-            "pending" => bail!(
-                "lease {id} on {path} is still pending after {} s (--timeout); nothing was run",
-                a.timeout
-            ),
-            _ => bail!("{}; nothing was run", ended(&lease)),
-        }
-        let url = format!("{}/secret", item_url("leases", &id)?);
-        let revealed = Revealed::parse(&client.request_secret(Method::POST, &url).await?)?;
-        match (want, revealed) {
-            (Want::Secret(m), Revealed::Value(v)) => {
-                add(vars, &m.env, format!("--secret {}={path}", m.env), v)?;
-            }
-            (Want::Secret(m), Revealed::Entries(_)) => bail!(
-                "{path} is an env_bundle: use --bundle {path} instead of --secret {}=…",
-                m.env
-            ),
-            (Want::Bundle(_), Revealed::Entries(entries)) => {
-                for (k, v) in entries {
-                    if !is_bundle_key(&k) {
-                        bail!("{path}: entry {k:?} is not a valid environment variable name");
-                    }
-                    add(vars, &k, format!("--bundle {path}"), v)?;
-                }
-            }
-            (Want::Bundle(_), Revealed::Value(_)) => {
-                bail!("{path} is not an env_bundle: use --secret ENV={path} instead of --bundle")
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Adds one variable, refusing a name set twice and a value `execve` cannot carry.
-fn add(vars: &mut Vars, name: &str, from: String, value: Zeroizing<String>) -> anyhow::Result<()> {
-    if value.contains('\0') {
-        bail!("the value for {name} ({from}) contains a NUL byte and cannot go in an environment");
-    }
-    if let Some((other, _)) = vars.get(name) {
-        bail!("{name} is set by both {other} and {from}");
-    }
-    vars.insert(name.to_string(), (from, value));
-    Ok(())
-}
-
-/// Revokes every lease; one that is already over (exhausted, denied, …) answers 409.
-async fn revoke_all(opts: &GlobalOpts, leases: &[String]) {
-    if leases.is_empty() {
-        return;
-    }
-    let client = match Client::with_timeout(opts, Duration::from_secs(10)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("latchkey: cannot revoke the leases: {e}");
-            return;
-        }
-    };
-    for id in leases {
-        let Ok(url) = item_url("leases", id) else {
-            continue;
-        };
-        match client.delete(&url).await {
-            Ok(_) => {}
-            Err(e) if http_error(&e).is_some_and(|h| h.status == 409) => {}
-            Err(e) => eprintln!("latchkey: could not revoke lease {id}: {e}"),
-        }
-    }
-}
-
-/// A signal we forward.
-#[derive(Clone, Copy, Debug)]
-struct Sig {
-    number: i32,
-    name: &'static str,
-}
-
-/// SIGINT, SIGTERM and SIGHUP, handled by us from creation on.
-struct Signals {
-    int: Signal,
-    term: Signal,
-    hup: Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Signals> {
-        let on = |k: SignalKind| signal(k).context("cannot install the signal handlers");
-        Ok(Signals {
-            int: on(SignalKind::interrupt())?,
-            term: on(SignalKind::terminate())?,
-            hup: on(SignalKind::hangup())?,
-        })
-    }
-
-    /// The next signal received.
-    async fn recv(&mut self) -> Sig {
-        tokio::select! {
-            _ = self.int.recv() => Sig { number: 2, name: "INT" },
-            _ = self.term.recv() => Sig { number: 15, name: "TERM" },
-            _ = self.hup.recv() => Sig { number: 1, name: "HUP" },
-        }
-    }
-}
-
-/// Sends `sig` to `pid` with the system's `kill` program (no libc: unsafe code is forbidden).
-/// The child has not been reaped yet, so its pid cannot have been reused.
-async fn forward(pid: u32, sig: Sig) {
-    for kill in ["/bin/kill", "/usr/bin/kill", "kill"] {
-        let sent = tokio::process::Command::new(kill)
-            .args(["-s", sig.name, &pid.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        match sent {
-            // A failure means the child is already gone: nothing to forward to.
-            Ok(_) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                eprintln!(
-                    "latchkey: cannot forward SIG{} to the command: {e}",
-                    sig.name
-                );
-                return;
-            }
-        }
-    }
-    eprintln!(
-        "latchkey: cannot forward SIG{} to the command: no `kill` program found",
-        sig.name
-    );
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -479,39 +279,5 @@ mod tests {
         assert!(parse(&["--secret", "A=/x", "true"]).is_err());
         assert!(parse(&["--", "true"]).is_err());
         assert!(parse(&["--bundle", "/b", "--", "true"]).is_ok());
-    }
-
-    #[test]
-    fn exit_codes_as_shells_report_them() {
-        use std::process::ExitStatus;
-        assert_eq!(exit_code(ExitStatus::from_raw(7 << 8)), 7);
-        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
-        assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
-        assert_eq!(exit_code(ExitStatus::from_raw(9)), 137);
-    }
-
-    #[test]
-    fn variables_are_refused_twice() {
-        let mut vars = Vars::new();
-        add(
-            &mut vars,
-            "A",
-            "--secret A=/x".into(),
-            Zeroizing::new("1".into()),
-        )
-        .unwrap();
-        let e = add(
-            &mut vars,
-            "A",
-            "--bundle /b".into(),
-            Zeroizing::new("2".into()),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("--secret A=/x") && e.contains("--bundle /b"),
-            "{e}"
-        );
-        assert!(add(&mut vars, "B", "x".into(), Zeroizing::new("a\0b".into())).is_err());
     }
 }

@@ -8,8 +8,13 @@ mod audit;
 mod export;
 mod grants;
 mod jobs;
+mod lease_request;
+mod lease_value;
 mod leases;
 mod proxy;
+mod secret_lifecycle;
+mod secret_list;
+mod secret_write;
 mod secrets;
 mod system;
 mod tokens;
@@ -48,7 +53,7 @@ pub struct Path<T>(pub T);
     info(title = "Latchkey", description = "Secrets for AI agents, with humans in the loop."),
     paths(
         system::healthz, system::readyz, system::openapi_json, system::keys_rotate, system::keys_rewrap, system::keys_list,
-        secrets::put_secret, secrets::describe, secrets::list, secrets::versions, secrets::rollback, secrets::delete, secrets::restore,
+        secret_write::put_secret, secrets::describe, secret_list::list, secret_lifecycle::versions, secret_lifecycle::rollback, secret_lifecycle::delete, secret_lifecycle::restore,
         agents::create, agents::list, agents::get_one, agents::update, agents::rotate_key,
         tokens::mint, tokens::revoke, tokens::revoke_one,
         audit::query, audit::verify,
@@ -56,7 +61,7 @@ pub struct Path<T>(pub T);
         proxy::call, proxy::create, proxy::list, proxy::delete,
         export::export,
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete, webhooks::rotate, webhooks::replay, webhooks::deliveries,
-        leases::request, leases::show, leases::list, leases::revoke, leases::secret, leases::read_now,
+        lease_request::request, leases::show, leases::list, leases::revoke, lease_value::secret, lease_value::read_now,
         approvals::list, approvals::show, approvals::vote, approvals::approver_token,
         grants::create, grants::put, grants::list, grants::delete, grants::put_policy, grants::list_policies, grants::delete_policy,
     ),
@@ -90,13 +95,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys", get(system::keys_list))
         .route("/v1/keys/rotate", post(system::keys_rotate))
         .route("/v1/keys/rewrap", post(system::keys_rewrap))
-        .route("/v1/secrets", get(secrets::list))
+        .route("/v1/secrets", get(secret_list::list))
         .route(
             "/v1/secrets/{*path}",
             get(secrets::get_dispatch)
-                .put(secrets::put_secret)
+                .put(secret_write::put_secret)
                 .post(secrets::post_dispatch)
-                .delete(secrets::delete),
+                .delete(secret_lifecycle::delete),
         )
         .route("/v1/agents", post(agents::create).get(agents::list))
         .route(
@@ -107,9 +112,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", post(tokens::mint))
         .route("/v1/tokens/revoke", post(tokens::revoke))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke_one))
-        .route("/v1/leases", post(leases::request).get(leases::list))
+        .route("/v1/leases", post(lease_request::request).get(leases::list))
         .route("/v1/leases/{id}", get(leases::show).delete(leases::revoke))
-        .route("/v1/leases/{id}/secret", post(leases::secret))
+        .route("/v1/leases/{id}/secret", post(lease_value::secret))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/votes", post(approvals::vote))

@@ -14,11 +14,14 @@ mod lease_end;
 mod lease_use;
 mod leases;
 mod policies;
+mod rewrap;
+mod secret_writes;
 mod secrets;
 mod services;
 mod subscriptions;
 pub(crate) mod tables;
 mod tokens;
+mod webhook_delivery;
 pub(crate) mod writer;
 
 use std::path::Path;
@@ -37,9 +40,11 @@ pub use housekeeping::{Checkpoint, JobRun};
 pub use lease_use::ReadOutcome;
 pub use leases::{LeaseRecord, NewLease};
 pub use policies::CardRef;
-pub use secrets::{PutSecret, SecretRecord, VersionInfo};
-pub use subscriptions::{DeliveryRecord, StoredSecret, WebhookRecord, WebhookStatus};
+pub use secret_writes::PutSecret;
+pub use secrets::{SecretRecord, VersionInfo};
+pub use subscriptions::{StoredSecret, WebhookRecord, WebhookStatus};
 pub use tokens::{RevokeTarget, TokenRecord};
+pub use webhook_delivery::DeliveryRecord;
 pub use writer::WriteCtx;
 
 use crate::audit::Actor;
