@@ -24,6 +24,8 @@ pub mod callback;
 pub mod card;
 pub mod discord;
 pub mod escape;
+#[cfg(feature = "fake-api")]
+pub mod fake;
 pub mod telegram;
 
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! Approval channels end to end: the daemon runs with the real Telegram (teloxide) and Discord
-//! (serenity) clients pointed at fake platform servers on 127.0.0.1 (`fake_telegram`,
-//! `fake_discord`). Cards are posted to the routed chats, taps arrive by long polling, by the
+//! (serenity) clients pointed at fake platform servers on 127.0.0.1 (`bots::fake::telegram`,
+//! `bots::fake::discord`). Cards are posted to the routed chats, taps arrive by long polling, by the
 //! Telegram webhook or as signed Discord interactions, become votes (approver checked on every
 //! tap), and every copy of a card is edited with the outcome. Every wait is bounded.
 
@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use bots::fake::discord::{self as fake_discord, Failure, FakeDiscord};
+use bots::fake::telegram::{self as fake_telegram, FakeTelegram, tap_update};
 use ed25519_dalek::{Signer, SigningKey};
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
@@ -15,8 +17,6 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::common::Daemon;
-use crate::fake_discord::{self, Failure, FakeDiscord};
-use crate::fake_telegram::{self, FakeTelegram, tap_update};
 use latchkey::config::{ApproverConfig, Config, Credential, DiscordRoute, TelegramRoute};
 use latchkey::policy::{OnDeadline, Override, Requirement};
 

@@ -248,7 +248,7 @@ fn a_bad_cron_expression_is_refused_at_start_with_the_job_name() {
 
 #[tokio::test]
 async fn a_rotation_reminder_reaches_the_telegram_chat() {
-    use crate::fake_telegram::{FakeTelegram, TOKEN};
+    use bots::fake::telegram::{FakeTelegram, TOKEN};
     let tg = FakeTelegram::start().await;
     let url = tg.url.clone();
     let d = Daemon::start_with(move |c| {

@@ -4,8 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-mod fake_discord;
-mod fake_telegram;
 
 mod agents_tokens;
 mod audit;

@@ -465,8 +465,8 @@ async fn a_hanging_consumer_does_not_slow_another() {
 
 #[tokio::test]
 async fn a_failing_subscription_is_announced_in_the_approvers_chats() {
-    use crate::fake_discord::FakeDiscord;
-    use crate::fake_telegram::FakeTelegram;
+    use bots::fake::discord::FakeDiscord;
+    use bots::fake::telegram::FakeTelegram;
     let tg = FakeTelegram::start().await;
     let dc = FakeDiscord::start(&[555]).await;
     let (tg_url, dc_url) = (tg.url.clone(), dc.url.clone());
@@ -475,7 +475,7 @@ async fn a_failing_subscription_is_announced_in_the_approvers_chats() {
         c.webhooks.retry_for_seconds = 1;
         c.channels.telegram.enabled = true;
         c.channels.telegram.token =
-            latchkey::config::Credential(crate::fake_telegram::TOKEN.into());
+            latchkey::config::Credential(bots::fake::telegram::TOKEN.into());
         c.channels.telegram.api_url = tg_url.clone();
         c.channels.telegram.routes = vec![latchkey::config::TelegramRoute {
             pattern: "**".into(),
@@ -483,7 +483,7 @@ async fn a_failing_subscription_is_announced_in_the_approvers_chats() {
         }];
         c.channels.discord.enabled = true;
         c.channels.discord.bot_token =
-            latchkey::config::Credential(crate::fake_discord::TOKEN.into());
+            latchkey::config::Credential(bots::fake::discord::TOKEN.into());
         c.channels.discord.application_id = 1_100_000_000_000_000_001;
         let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
         c.channels.discord.public_key = key

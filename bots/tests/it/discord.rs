@@ -7,9 +7,8 @@ use bots::{
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
-use crate::fake_discord::{BOT_NAME, Failure, FakeDiscord};
+use bots::fake::discord::{BOT_NAME, Failure, FakeDiscord, TOKEN};
 
-pub const TOKEN: &str = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.fake.token";
 pub const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 const CHANNELS: [u64; 2] = [1_200_000_000_000_000_100, 1_200_000_000_000_000_200];
 
@@ -54,7 +53,7 @@ pub fn card() -> Card {
 }
 
 async fn setup() -> (FakeDiscord, DiscordChannel) {
-    let fake = FakeDiscord::start(TOKEN, &CHANNELS).await;
+    let fake = FakeDiscord::start(&CHANNELS).await;
     let channel = DiscordChannel::new(config(&fake.url)).unwrap();
     (fake, channel)
 }
@@ -181,7 +180,7 @@ async fn update_edits_every_copy_and_a_decided_card_loses_its_buttons() {
 #[tokio::test]
 async fn rate_limit_and_server_errors_are_retryable() {
     let (fake, channel) = setup().await;
-    fake.fail_next(Failure::RateLimited, 1);
+    fake.fail_next("*", Failure::RateLimited, 1);
     let err = channel.post(&card()).await.unwrap_err();
     assert_eq!(
         err,
@@ -191,7 +190,7 @@ async fn rate_limit_and_server_errors_are_retryable() {
     );
     assert!(err.is_retryable());
 
-    fake.fail_next(Failure::ServerError, 1);
+    fake.fail_next("*", Failure::ServerError, 1);
     let err = channel.post(&card()).await.unwrap_err();
     assert!(matches!(err, ChannelError::Unavailable(_)), "{err:?}");
 
@@ -200,7 +199,7 @@ async fn rate_limit_and_server_errors_are_retryable() {
     assert_eq!(refs.len(), 2);
 
     // An edit stops at a retryable error instead of hammering on.
-    fake.fail_next(Failure::RateLimited, 2);
+    fake.fail_next("*", Failure::RateLimited, 2);
     let before = fake.calls().len();
     let err = channel.update(&card(), &refs).await.unwrap_err();
     assert!(matches!(err, ChannelError::RateLimited { .. }), "{err:?}");
@@ -220,8 +219,12 @@ async fn check_returns_the_bot_name() {
 
 #[tokio::test]
 async fn a_refused_token_is_a_misconfiguration() {
-    let fake = FakeDiscord::start("another-token", &CHANNELS).await;
-    let channel = DiscordChannel::new(config(&fake.url)).unwrap();
+    let fake = FakeDiscord::start(&CHANNELS).await;
+    let channel = DiscordChannel::new(DiscordConfig {
+        bot_token: "another-token".into(),
+        ..config(&fake.url)
+    })
+    .unwrap();
     let refused = ChannelError::Misconfigured("the Discord bot token was refused".into());
     assert_eq!(channel.check().await.unwrap_err(), refused);
     assert_eq!(channel.post(&card()).await.unwrap_err(), refused);
@@ -230,7 +233,7 @@ async fn a_refused_token_is_a_misconfiguration() {
 
 #[tokio::test]
 async fn unknown_channels_and_deleted_messages() {
-    let fake = FakeDiscord::start(TOKEN, &CHANNELS[..1]).await;
+    let fake = FakeDiscord::start(&CHANNELS[..1]).await;
     let channel = DiscordChannel::new(config(&fake.url)).unwrap();
     let err = channel.post(&card()).await.unwrap_err();
     assert!(

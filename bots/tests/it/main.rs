@@ -4,7 +4,5 @@
 
 mod discord;
 mod discord_interactions;
-mod fake_discord;
-mod fake_telegram;
 mod telegram;
 mod telegram_updates;

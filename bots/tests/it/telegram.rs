@@ -4,7 +4,7 @@ use bots::telegram::{TelegramChannel, TelegramConfig};
 use bots::{ApprovalChannel, Card, ChannelError, Decision, MessageRef, Outcome, OutcomeKind};
 use serde_json::{Value, json};
 
-use crate::fake_telegram::{BOT_NAME, FakeTelegram, TOKEN};
+use bots::fake::telegram::{BOT_NAME, FakeTelegram, TOKEN};
 
 pub(crate) const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 pub(crate) const ID: &str = "01HZX3K4M5N6P7Q8R9S0T1V2W3";
@@ -161,9 +161,9 @@ async fn unchanged_message_counts_as_updated() {
     let refs = tg.post(&card()).await.unwrap();
     let description = "Bad Request: message is not modified: specified new message content and \
         reply markup are exactly the same as a current content and reply markup of the message";
-    fake.fail_next(2, 400, description, None);
+    fake.fail_next("*", 2, 400, description, None);
     assert_eq!(tg.update(&card(), &refs).await, Ok(()));
-    fake.fail_next(1, 400, "Bad Request: message to edit not found", None);
+    fake.fail_next("*", 1, 400, "Bad Request: message to edit not found", None);
     let err = tg.update(&card(), &refs[..1]).await.unwrap_err();
     assert!(matches!(err, ChannelError::Rejected(_)), "{err:?}");
     let bad_ref = MessageRef {
@@ -178,26 +178,27 @@ async fn unchanged_message_counts_as_updated() {
 async fn rate_limit_maps_to_retry_after() {
     let fake = FakeTelegram::start().await;
     let tg = channel(&fake);
-    fake.rate_limit_next(1);
+    fake.rate_limit_next("*", 1);
     let limited = ChannelError::RateLimited {
         retry_after_secs: 1,
     };
     assert_eq!(tg.post_to(GROUP, &card()).await, Err(limited.clone()));
     let refs = tg.post(&card()).await.unwrap();
     // An update stops at the first rate limit instead of hammering on.
-    fake.rate_limit_next(1);
+    fake.rate_limit_next("*", 1);
     assert_eq!(tg.update(&decided(), &refs).await, Err(limited));
-    assert_eq!(fake.bodies("editMessageText").len(), 1);
+    assert_eq!(fake.calls_to("editMessageText").len(), 1);
 }
 
 #[tokio::test]
 async fn unknown_chat_and_forbidden_are_misconfigured() {
     let fake = FakeTelegram::start().await;
     let tg = channel(&fake);
-    fake.fail_next(1, 400, "Bad Request: chat not found", None);
+    fake.fail_next("*", 1, 400, "Bad Request: chat not found", None);
     let err = tg.post_to(GROUP, &card()).await.unwrap_err();
     assert!(matches!(err, ChannelError::Misconfigured(_)), "{err:?}");
     fake.fail_next(
+        "*",
         1,
         403,
         "Forbidden: bot was kicked from the supergroup chat",
@@ -206,12 +207,12 @@ async fn unknown_chat_and_forbidden_are_misconfigured() {
     let err = tg.post_to(GROUP, &card()).await.unwrap_err();
     assert!(matches!(err, ChannelError::Misconfigured(_)), "{err:?}");
     // One chat failing does not lose the copy that was posted.
-    fake.fail_next(1, 403, "Forbidden: bot was blocked by the user", None);
+    fake.fail_next("*", 1, 403, "Forbidden: bot was blocked by the user", None);
     let refs = tg.post(&card()).await.unwrap();
     assert_eq!(refs.len(), 1);
     assert_eq!(refs[0].chat_id, PRIVATE.to_string());
     // No chat at all is an error.
-    fake.fail_next(2, 400, "Bad Request: chat not found", None);
+    fake.fail_next("*", 2, 400, "Bad Request: chat not found", None);
     assert!(matches!(
         tg.post(&card()).await,
         Err(ChannelError::Misconfigured(_))
@@ -222,7 +223,7 @@ async fn unknown_chat_and_forbidden_are_misconfigured() {
 #[tokio::test]
 async fn server_errors_and_unreachable_api_are_unavailable() {
     let fake = FakeTelegram::start().await;
-    fake.server_error_next(1);
+    fake.server_error_next("*", 1);
     let err = channel(&fake).post_to(GROUP, &card()).await.unwrap_err();
     assert!(matches!(err, ChannelError::Unavailable(_)), "{err:?}");
 
@@ -234,5 +235,5 @@ async fn server_errors_and_unreachable_api_are_unavailable() {
         .await
         .unwrap_err();
     assert!(matches!(&err, ChannelError::Unavailable(_)), "{err:?}");
-    assert!(!err.to_string().contains("TEST-token"), "{err}");
+    assert!(!err.to_string().contains("LkTgSecret"), "{err}");
 }

@@ -7,8 +7,8 @@ use bots::telegram::{
 };
 use serde_json::{Value, json};
 
-use crate::fake_telegram::{BOT_NAME, FakeTelegram};
 use crate::telegram::{GROUP, ID, KEY, channel};
+use bots::fake::telegram::{BOT_NAME, FakeTelegram};
 
 /// A tap on the Approve button, exactly as Telegram delivers it.
 fn tap_update(update_id: u32) -> Value {

@@ -1,11 +1,10 @@
-//! A fake Discord REST API on 127.0.0.1 for end-to-end tests of the daemon: it records every
-//! call, keeps the messages the bot posted (as last edited), and answers 429 (with
-//! `retry_after`) or 500 for the next calls of one HTTP method when asked to. Adapted from
-//! the bots crate's own fake.
+//! A fake Discord REST API server for tests: it listens on 127.0.0.1, records every call
+//! (with its `Authorization` header), keeps the messages the bot posted (as last edited), and
+//! answers 429 (with `retry_after`) or 500 for the next calls of one HTTP method when asked to.
 //!
 //! Serves, under `/api/v10/`: `GET users/@me`, `POST channels/{id}/messages` and
-//! `PATCH channels/{id}/messages/{mid}`. Answers 401 for a wrong token and 404 for a channel
-//! or message it does not know.
+//! `PATCH channels/{id}/messages/{mid}`. Answers 401 for a token other than [`TOKEN`] and
+//! 404 for a channel or message it does not know.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -22,6 +21,8 @@ use serde_json::{Value, json};
 pub const TOKEN: &str = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.LkDcSecret.discord-token-for-tests";
 /// The bot's username as the fake reports it.
 pub const BOT_NAME: &str = "latchkey-test-bot";
+/// The lock is only poisoned if a test already panicked while holding it.
+const POISONED: &str = "fake Discord state poisoned by an earlier panic";
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct Call {
     pub method: String,
     /// The request path, e.g. `/api/v10/channels/1/messages`.
     pub path: String,
+    /// The `Authorization` header as sent, e.g. `Bot <token>`.
+    pub authorization: Option<String>,
     /// The JSON body (`null` when empty).
     pub body: Value,
     /// When it arrived.
@@ -63,13 +66,18 @@ type Shared = Arc<Mutex<Inner>>;
 
 /// Handle to a running fake; the server stops with the test's runtime.
 pub struct FakeDiscord {
-    /// Base URL to give the daemon as `channels.discord.api_url`.
+    /// Base URL to give the channel as its API URL (the daemon's `channels.discord.api_url`).
     pub url: String,
     inner: Shared,
 }
 
 impl FakeDiscord {
-    /// Starts a fake that accepts [`TOKEN`] and knows `channels`.
+    /// Starts a fake on a free port of 127.0.0.1 that accepts [`TOKEN`] and knows `channels`;
+    /// it stops with the test's runtime.
+    ///
+    /// # Panics
+    ///
+    /// If no port of 127.0.0.1 can be bound (test set-up cannot go on without one).
     pub async fn start(channels: &[u64]) -> Self {
         let inner: Shared = Arc::new(Mutex::new(Inner {
             token: format!("Bot {TOKEN}"),
@@ -82,15 +90,25 @@ impl FakeDiscord {
             .route("/api/v10/channels/{id}/messages", post(create_message))
             .route("/api/v10/channels/{id}/messages/{mid}", patch(edit_message))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("fake Discord: bind 127.0.0.1:0");
+        let url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .expect("fake Discord: address of a bound listener")
+        );
+        tokio::spawn(async move {
+            // Only ends with an I/O error of the listener; the test then sees refused calls.
+            let _ = axum::serve(listener, app).await;
+        });
         Self { url, inner }
     }
 
     /// Every call received so far, in order.
     pub fn calls(&self) -> Vec<Call> {
-        self.inner.lock().unwrap().calls.clone()
+        self.inner.lock().expect(POISONED).calls.clone()
     }
 
     /// Calls with one HTTP method, in order (failed ones included).
@@ -101,9 +119,11 @@ impl FakeDiscord {
             .collect()
     }
 
-    /// Makes the next `count` calls with HTTP `method` (`*`: any) fail with `failure`.
+    /// Makes the next `count` calls with HTTP `method` (`*`: any) fail with `failure`, after
+    /// the failures already queued. Failures for the method itself are used before those for
+    /// `*`; a call with a wrong token still uses one up but is answered 401.
     pub fn fail_next(&self, method: &str, failure: Failure, count: usize) {
-        let mut inner = self.inner.lock().unwrap();
+        let mut inner = self.inner.lock().expect(POISONED);
         inner
             .failures
             .entry(method.to_string())
@@ -115,7 +135,7 @@ impl FakeDiscord {
     pub fn messages(&self) -> Vec<Value> {
         self.inner
             .lock()
-            .unwrap()
+            .expect(POISONED)
             .messages
             .values()
             .cloned()
@@ -124,7 +144,7 @@ impl FakeDiscord {
 
     /// The stored message, as last posted or edited.
     pub fn message(&self, channel_id: &str, message_id: &str) -> Option<Value> {
-        let inner = self.inner.lock().unwrap();
+        let inner = self.inner.lock().expect(POISONED);
         let key = (channel_id.to_owned(), message_id.to_owned());
         inner.messages.get(&key).cloned()
     }
@@ -144,7 +164,7 @@ fn serve(
     body: Value,
     f: impl FnOnce(&mut Inner) -> Response,
 ) -> Response {
-    let mut inner = inner.lock().unwrap();
+    let mut inner = inner.lock().expect(POISONED);
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -174,6 +194,7 @@ fn serve(
     inner.calls.push(Call {
         method,
         path: uri.path().to_owned(),
+        authorization,
         body,
         at: Instant::now(),
         status: response.status().as_u16(),

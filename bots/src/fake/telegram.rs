@@ -1,11 +1,12 @@
-//! A fake Telegram Bot API on 127.0.0.1 for end-to-end tests of the daemon: it records every
-//! call, keeps the messages the bot sent (as last edited), serves `getUpdates` from a queue
-//! with Telegram's offset semantics and long-polling, and answers 429 / 500 / any error for
-//! the next calls of a method when asked to. Adapted from the bots crate's own fake.
+//! A fake Telegram Bot API server for tests: it listens on 127.0.0.1, records every call,
+//! keeps the messages the bot sent (as last edited), serves `getUpdates` from a queue with
+//! Telegram's offset semantics and long polling, and answers 429 / 500 / any error for the
+//! next calls of a method when asked to.
 //!
 //! Serves `POST /bot{token}/{method}` (JSON bodies; multipart for setWebhook, which teloxide
 //! sends as a form): getMe, sendMessage, editMessageText, answerCallbackQuery, getUpdates,
-//! setWebhook, deleteWebhook. Any other token gets 401 "Unauthorized".
+//! setWebhook, deleteWebhook. Any other token gets 401 "Unauthorized"; editing a message the
+//! fake never sent gets 400 "message to edit not found".
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,8 @@ pub const DATE: i64 = 1_767_225_600;
 /// Longest a getUpdates call is held open, whatever `timeout` it asks for, so a test's
 /// shutdown never waits on the fake.
 const MAX_HOLD: Duration = Duration::from_secs(2);
+/// The lock is only poisoned if a test already panicked while holding it.
+const POISONED: &str = "fake Telegram state poisoned by an earlier panic";
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -62,13 +65,17 @@ type Shared = Arc<(Mutex<Inner>, Notify)>;
 
 /// Handle to a running fake; the server stops with the test's runtime.
 pub struct FakeTelegram {
-    /// Base URL to give the daemon as `channels.telegram.api_url`.
+    /// Base URL to give the channel as its API URL (the daemon's `channels.telegram.api_url`).
     pub url: String,
     inner: Shared,
 }
 
 impl FakeTelegram {
-    /// Starts a fake on a free port of 127.0.0.1.
+    /// Starts a fake on a free port of 127.0.0.1; it stops with the test's runtime.
+    ///
+    /// # Panics
+    ///
+    /// If no port of 127.0.0.1 can be bound (test set-up cannot go on without one).
     pub async fn start() -> Self {
         let inner: Shared = Arc::new((
             Mutex::new(Inner {
@@ -80,15 +87,25 @@ impl FakeTelegram {
         let app = Router::new()
             .route("/{bot}/{method}", post(handle))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("fake Telegram: bind 127.0.0.1:0");
+        let url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .expect("fake Telegram: address of a bound listener")
+        );
+        tokio::spawn(async move {
+            // Only ends with an I/O error of the listener; the test then sees refused calls.
+            let _ = axum::serve(listener, app).await;
+        });
         Self { url, inner }
     }
 
     /// Every call received so far, in order.
     pub fn calls(&self) -> Vec<Call> {
-        self.inner.0.lock().unwrap().calls.clone()
+        self.inner.0.lock().expect(POISONED).calls.clone()
     }
 
     /// Calls to one method, in order (failed ones included).
@@ -109,7 +126,11 @@ impl FakeTelegram {
     }
 
     /// Answers the next `n` calls of `method` (`*`: any method) with `status` and Telegram's
-    /// error body.
+    /// error body. Failures for the method itself are used before those for `*`.
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a valid HTTP status code (100–999).
     pub fn fail_next(
         &self,
         method: &str,
@@ -122,8 +143,8 @@ impl FakeTelegram {
         if let Some(p) = parameters {
             body["parameters"] = p;
         }
-        let status = StatusCode::from_u16(status).unwrap();
-        let mut inner = self.inner.0.lock().unwrap();
+        let status = StatusCode::from_u16(status).expect("fake Telegram: a valid HTTP status");
+        let mut inner = self.inner.0.lock().expect(POISONED);
         inner
             .failures
             .entry(method.to_string())
@@ -145,21 +166,25 @@ impl FakeTelegram {
 
     /// The next `n` calls of `method` get 500. (teloxide waits 10 s after a 5xx before it
     /// reports the error, so tests use this sparingly.)
-    #[allow(dead_code)]
     pub fn server_error_next(&self, method: &str, n: usize) {
         self.fail_next(method, n, 500, "Internal Server Error", None);
     }
 
     /// Queues an update for getUpdates; a waiting long poll returns at once.
     pub fn push_update(&self, update: Value) {
-        self.inner.0.lock().unwrap().updates.push_back(update);
+        self.inner
+            .0
+            .lock()
+            .expect(POISONED)
+            .updates
+            .push_back(update);
         self.inner.1.notify_waiters();
     }
 
     /// Updates queued and not yet confirmed (an update is confirmed when a getUpdates call
     /// asks for an offset above its id, as Telegram does).
     pub fn unconfirmed(&self) -> usize {
-        self.inner.0.lock().unwrap().updates.len()
+        self.inner.0.lock().expect(POISONED).updates.len()
     }
 
     /// Every message the bot sent, as last sent or edited, with its chat and id.
@@ -167,7 +192,7 @@ impl FakeTelegram {
         self.inner
             .0
             .lock()
-            .unwrap()
+            .expect(POISONED)
             .messages
             .values()
             .cloned()
@@ -176,7 +201,7 @@ impl FakeTelegram {
 
     /// One message, as last sent or edited.
     pub fn message(&self, chat_id: i64, message_id: i64) -> Option<Value> {
-        let inner = self.inner.0.lock().unwrap();
+        let inner = self.inner.0.lock().expect(POISONED);
         inner.messages.get(&(chat_id, message_id)).cloned()
     }
 }
@@ -201,7 +226,7 @@ async fn handle(
     if method == "getUpdates" && token_ok {
         return get_updates(&inner, body).await;
     }
-    let mut g = inner.0.lock().unwrap();
+    let mut g = inner.0.lock().expect(POISONED);
     let (status, answer) = answer(&mut g, &method, token_ok, &body);
     g.calls.push(Call {
         method,
@@ -279,7 +304,7 @@ async fn get_updates(inner: &Shared, body: Value) -> Response {
     loop {
         let notified = inner.1.notified();
         {
-            let mut g = inner.0.lock().unwrap();
+            let mut g = inner.0.lock().expect(POISONED);
             if !recorded {
                 recorded = true;
                 let failure = scripted(&mut g, "getUpdates");
