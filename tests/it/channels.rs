@@ -410,13 +410,24 @@ impl World {
     /// POSTs an interaction, signed by `key` over timestamp + body as Discord does (`None`:
     /// no signature headers).
     async fn interact(&self, body: &str, key: Option<&SigningKey>) -> (StatusCode, Value) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.interact_at(body, key, now).await
+    }
+
+    /// As [`Self::interact`], signed with the timestamp `at` (unix seconds).
+    async fn interact_at(
+        &self,
+        body: &str,
+        key: Option<&SigningKey>,
+        at: i64,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .post(format!("{}/bots/discord/interactions", self.d.base))
             .header("content-type", "application/json")
             .body(body.to_string());
         if let Some(key) = key {
-            let timestamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+            let timestamp = at.to_string();
             let mut signed = timestamp.as_bytes().to_vec();
             signed.extend_from_slice(body.as_bytes());
             req = req
@@ -827,6 +838,10 @@ async fn discord_signed_click_denies_and_updates_the_card() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A genuine click captured and replayed an hour later is refused too.
+    let hour_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 3600;
+    let (s, _) = w.interact_at(&deny, Some(&discord_key()), hour_ago).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a stale interaction");
     assert_eq!(w.lease(&lease).await["state"], "pending");
     assert!(w.events("approval.voted").await.is_empty());
 
