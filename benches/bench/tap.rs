@@ -1,13 +1,13 @@
 //! Tap phase (issue 4): from a fake Telegram delivering an Approve tap to the daemon's
 //! webhook route, to the agent's waiting long-poll answering — the real teloxide client code
-//! posts the card to a local fake Bot API, whose button data the "approver" then taps.
+//! posts the card to the local fake Bot API (`bots::fake::telegram`), whose button data the
+//! "approver" then taps.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use axum::Json;
-use axum::extract::{Path, State};
+pub use bots::fake::telegram::FakeTelegram;
+use bots::fake::telegram::tap_update;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -19,74 +19,24 @@ const LABEL: &str = "tap     (Telegram tap delivered → long-poll answered):";
 const ROUNDS: usize = 200;
 /// The webhook secret token the daemon checks.
 pub const SECRET: &str = "bench-webhook-secret";
-/// The bot token the fake accepts.
-pub const TOKEN: &str = "123456:bench-token";
 /// The approver's Telegram user id.
 pub const USER: i64 = 4242;
 /// The approvers' chat.
 pub const CHAT: i64 = -100_777;
 
-/// A minimal fake Bot API: answers what the daemon calls and keeps the cards it was sent.
-#[derive(Clone)]
-pub struct FakeTelegram {
-    /// Base URL for `channels.telegram.api_url`.
-    pub url: String,
-    sent: Arc<Mutex<Vec<Value>>>,
-}
-
-async fn handle(
-    State(sent): State<Arc<Mutex<Vec<Value>>>>,
-    Path((_bot, method)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Json<Value> {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let result = match method.to_ascii_lowercase().as_str() {
-        "getme" => {
-            json!({"id": 42, "is_bot": true, "first_name": "Latchkey", "username": "latchkey_bench_bot"})
+/// The card posted for an approval, once it reaches the fake (bounded wait).
+async fn card(tg: &FakeTelegram, approval_id: &str) -> anyhow::Result<Value> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = tg
+            .messages()
+            .into_iter()
+            .find(|m| m["text"].as_str().is_some_and(|t| t.contains(approval_id)));
+        if let Some(m) = found {
+            return Ok(m);
         }
-        "sendmessage" | "editmessagetext" => {
-            let mut g = sent.lock().unwrap_or_else(|p| p.into_inner());
-            let id = body["message_id"].as_i64().unwrap_or(1000 + g.len() as i64);
-            let m = json!({"message_id": id, "date": 1_700_000_000, "chat": {"id": CHAT, "type": "supergroup", "title": "Approvers"},
-                "text": body["text"], "reply_markup": body["reply_markup"]});
-            if method.eq_ignore_ascii_case("sendMessage") {
-                g.push(m.clone());
-            }
-            m
-        }
-        _ => json!(true),
-    };
-    Json(json!({"ok": true, "result": result}))
-}
-
-impl FakeTelegram {
-    /// Starts the fake on 127.0.0.1.
-    pub async fn start() -> anyhow::Result<FakeTelegram> {
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let app = axum::Router::new()
-            .route("/{bot}/{method}", axum::routing::post(handle))
-            .with_state(sent.clone());
-        let (url, _) = crate::api::serve(app).await?;
-        Ok(FakeTelegram { url, sent })
-    }
-
-    /// The card posted for an approval, once it arrives (bounded wait).
-    async fn card(&self, approval_id: &str) -> anyhow::Result<Value> {
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found = self
-                .sent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .find(|m| m["text"].as_str().is_some_and(|t| t.contains(approval_id)))
-                .cloned();
-            if let Some(m) = found {
-                return Ok(m);
-            }
-            ensure!(Instant::now() < until, "no card for approval {approval_id}");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        ensure!(Instant::now() < until, "no card for approval {approval_id}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -101,7 +51,7 @@ pub fn configure(cfg: &mut latchkey::config::Config, fake_url: &str) {
     });
     let tg = &mut cfg.channels.telegram;
     tg.enabled = true;
-    tg.token = latchkey::config::Credential(TOKEN.into());
+    tg.token = latchkey::config::Credential(bots::fake::telegram::TOKEN.into());
     tg.api_url = fake_url.to_string();
     tg.mode = "webhook".into();
     tg.webhook_url = "https://bench.invalid/bots/telegram/webhook".into();
@@ -138,7 +88,7 @@ pub async fn run(api: &Api, agent: &str, tg: &FakeTelegram) -> anyhow::Result<u6
             .context("lease without id")?
             .to_string();
         let aid = lease["approval"]["id"].as_str().context("no approval")?;
-        let card = tg.card(aid).await?;
+        let card = card(tg, aid).await?;
         let data = card["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
             .as_str()
             .context("card without buttons")?
@@ -151,9 +101,8 @@ pub async fn run(api: &Api, agent: &str, tg: &FakeTelegram) -> anyhow::Result<u6
             anyhow::Ok((Instant::now(), body))
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let update = json!({"update_id": 10_000 + round, "callback_query": {"id": format!("q{round}"),
-            "from": {"id": USER, "is_bot": false, "first_name": "Tapper", "username": "tapper"},
-            "message": card, "chat_instance": "1", "data": data}});
+        let query = format!("q{round}");
+        let update = tap_update(10_000 + round as i64, &query, USER, "tapper", &card, &data);
         let t0 = Instant::now();
         let resp = api
             .http
