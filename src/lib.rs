@@ -155,12 +155,14 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await
     .context("the HTTP server failed")?;
+    tracing::debug!("HTTP server stopped; stopping the background tasks");
     let _ = stop_tx.send(true);
     let _ = worker.await;
     webhooks.shutdown().await;
     drop(webhooks);
     // The router and the worker (and with them every store handle) are gone: the writer
     // drains and stops.
+    tracing::debug!("background tasks stopped; waiting for the writer to drain");
     tokio::task::spawn_blocking(move || writer.join())
         .await
         .ok();

@@ -34,6 +34,9 @@ pub enum LeaseCommand {
         /// At most this many (default 100).
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
+        /// Only leases older than this lease id (the last id of the previous page).
+        #[arg(long, value_name = "LEASE_ID")]
+        before: Option<String>,
     },
     /// Revoke a lease (a pending one's approval is cancelled).
     Revoke {
@@ -107,13 +110,20 @@ pub async fn run(opts: &GlobalOpts, cmd: LeaseCommand) -> anyhow::Result<()> {
             output(opts, &lease, print_lease);
             Ok(())
         }
-        LeaseCommand::Ls { state, limit } => {
+        LeaseCommand::Ls {
+            state,
+            limit,
+            before,
+        } => {
             let mut query = Vec::new();
             if let Some(s) = state {
                 query.push(("state", s));
             }
             if let Some(l) = limit {
                 query.push(("limit", l.to_string()));
+            }
+            if let Some(b) = before {
+                query.push(("before", b));
             }
             let resp = Client::new(opts)?.get("/v1/leases", &query).await?;
             output(opts, &resp, print_list);

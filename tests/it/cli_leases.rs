@@ -266,6 +266,15 @@ async fn no_value_without_reveal_and_the_other_commands() {
         assert!(!read.status.success() && read.stdout.is_empty(), "{}", text(&read));
         let table = cli(&base, &admin, "lease ls");
         assert!(text(&table).contains("cli-lease-agent"), "{}", text(&table));
+        // Paging: the leases older than the newest, one page of one.
+        let all: Value = serde_json::from_slice(&cli(&base, &key, "lease ls --json").stdout).unwrap();
+        let all = all.as_array().unwrap();
+        assert!(all.len() >= 2, "{all:?}");
+        let newest = all[0]["id"].as_str().unwrap();
+        let next = cli(&base, &key, &format!("lease ls --limit 1 --before {newest} --json"));
+        let next: Value = serde_json::from_slice(&next.stdout).unwrap();
+        assert_eq!(next.as_array().map(Vec::len), Some(1));
+        assert_eq!(next[0]["id"], all[1]["id"]);
 
         // Grants, policies and approver tokens.
         let grants = cli(&base, &admin, "grant ls --json");
