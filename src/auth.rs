@@ -225,8 +225,8 @@ async fn authenticate(state: &AppState, cred: &str) -> Result<Identity, &'static
         });
     }
     let hash = crate::util::sha256_hex(cred.as_bytes());
-    let found = store
-        .find_credential(&hash)
+    let (found, agent) = store
+        .find_credential_and_agent(&hash)
         .ok()
         .flatten()
         .ok_or("unknown credential")?;
@@ -243,12 +243,10 @@ async fn authenticate(state: &AppState, cred: &str) -> Result<Identity, &'static
             Ok(Identity::Approver { name })
         }
         CredentialKind::Agent => {
-            let agent_id = found.agent_id.ok_or("agent key without agent")?;
-            let agent = store
-                .get_agent(&agent_id)
-                .ok()
-                .flatten()
-                .ok_or("unknown agent")?;
+            if found.agent_id.is_none() {
+                return Err("agent key without agent");
+            }
+            let agent = agent.ok_or("unknown agent")?;
             if agent.disabled {
                 return Err("agent disabled");
             }

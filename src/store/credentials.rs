@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit_append::audit;
-use super::tables::CREDENTIALS;
+use super::AgentRecord;
+use super::tables::{AGENTS, CREDENTIALS};
 use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
 
 /// What a stored credential is.
@@ -137,5 +138,27 @@ impl Store {
         let table = txn.open_table(CREDENTIALS)?;
         let got = table.get(hash)?;
         got.map(|v| decode(v.value())).transpose()
+    }
+
+    /// As [`Store::find_credential`], with the agent of an agent key read in the same
+    /// transaction (one snapshot, one transaction per authenticated request).
+    pub fn find_credential_and_agent(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(Credential, Option<AgentRecord>)>, StoreError> {
+        let txn = self.read()?;
+        let Some(cred) = txn.open_table(CREDENTIALS)?.get(hash)? else {
+            return Ok(None);
+        };
+        let cred: Credential = decode(cred.value())?;
+        let agent = match (&cred.kind, &cred.agent_id) {
+            (CredentialKind::Agent, Some(id)) => txn
+                .open_table(AGENTS)?
+                .get(id.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?,
+            _ => None,
+        };
+        Ok(Some((cred, agent)))
     }
 }
