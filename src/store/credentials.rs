@@ -5,8 +5,8 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::audit_append::audit;
 use super::AgentRecord;
+use super::audit_append::audit;
 use super::tables::{AGENTS, CREDENTIALS};
 use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
 
