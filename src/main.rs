@@ -95,6 +95,8 @@ async fn serve(
     data_dir: Option<PathBuf>,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    // First, so that a SIGTERM during start-up is a graceful stop, not a kill.
+    let shutdown = latchkey::shutdown_signal();
     let mut cfg = load_config(config, data_dir, listen.clone())?;
     if dev {
         // In development the admin token may answer approvals, so the whole flow works
@@ -127,7 +129,7 @@ async fn serve(
             "# try: curl -s -H \"Authorization: Bearer $LATCHKEY_TOKEN\" $LATCHKEY_ADDR/v1/secrets"
         );
     }
-    latchkey::run(cfg, listener, latchkey::shutdown_signal()).await
+    latchkey::run(cfg, listener, shutdown).await
 }
 
 #[tokio::main]

@@ -220,6 +220,17 @@ fn init_with_master_key_env_and_wrong_key_refused() {
 }
 
 #[test]
+fn sigterm_during_start_up_is_a_graceful_stop() {
+    // The export lines are printed while the daemon is still starting (before it serves):
+    // a SIGTERM right then must stop it cleanly, not kill it.
+    let cwd = tempfile::tempdir().unwrap();
+    let (child, _, _) = serve_dev(cwd.path());
+    let (ok, logs) = sigterm_and_wait(child);
+    assert!(ok, "graceful exit: {logs}");
+    assert!(logs.contains("latchkey stopped"), "{logs}");
+}
+
+#[test]
 fn bad_config_is_refused_with_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
