@@ -206,10 +206,7 @@ impl Store {
 
     /// An agent by id.
     pub fn get_agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(AGENTS)?;
-        let got = table.get(id)?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(AGENTS, id)
     }
 
     /// Every agent, by id.

@@ -130,10 +130,7 @@ impl Store {
 
     /// An approval by id.
     pub fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(APPROVALS)?;
-        let got = t.get(id)?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(APPROVALS, id)
     }
 
     /// Approvals, newest first, optionally only pending ones.

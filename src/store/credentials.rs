@@ -134,10 +134,7 @@ impl Store {
 
     /// The credential whose secret hashes to `hash`.
     pub fn find_credential(&self, hash: &str) -> Result<Option<Credential>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(CREDENTIALS)?;
-        let got = table.get(hash)?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(CREDENTIALS, hash)
     }
 
     /// As [`Store::find_credential`], with the agent of an agent key read in the same

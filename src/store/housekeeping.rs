@@ -72,10 +72,7 @@ impl Store {
 
     /// A job's record, if any.
     pub fn read_job_run(&self, name: &str) -> Result<Option<JobRun>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(JOB_RUNS)?;
-        let got = t.get(name)?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(JOB_RUNS, name)
     }
 
     /// Saves a job's record.
@@ -189,9 +186,6 @@ impl Store {
 
     /// The audit checkpoint, if retention has dropped events.
     pub fn audit_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(CHECKPOINTS)?;
-        let got = t.get("audit")?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(CHECKPOINTS, "audit")
     }
 }

@@ -244,10 +244,7 @@ impl Store {
 
     /// A lease by id.
     pub fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(LEASES)?;
-        let got = t.get(id)?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(LEASES, id)
     }
 
     /// Leases of one agent (or all, for None), newest first, optionally in one state.

@@ -201,6 +201,18 @@ impl Store {
         Ok(self.db.begin_read()?)
     }
 
+    /// One JSON record of `table` by key, in a read transaction of its own.
+    fn read_one<T: serde::de::DeserializeOwned>(
+        &self,
+        table: redb::TableDefinition<&str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(table)?;
+        let got = t.get(key)?;
+        got.map(|v| decode(v.value())).transpose()
+    }
+
     /// Runs `f` inside the next group commit; answers after the commit is durable.
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where

@@ -97,10 +97,7 @@ pub(super) fn live(rec: Option<SecretRecord>, path: &str) -> Result<SecretRecord
 impl Store {
     /// A secret's record, deleted or not.
     pub fn get_secret(&self, path: &str) -> Result<Option<SecretRecord>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(SECRETS)?;
-        let got = table.get(path)?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(SECRETS, path)
     }
 
     /// Secrets whose path starts with `prefix`, in path order, after `after`, at most `limit`.

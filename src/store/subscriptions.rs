@@ -224,10 +224,7 @@ impl Store {
 
     /// A subscription.
     pub fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(WEBHOOKS)?;
-        let got = t.get(id)?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(WEBHOOKS, id)
     }
 
     /// Every subscription.

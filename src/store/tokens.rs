@@ -89,10 +89,7 @@ impl Store {
 
     /// A token record by id.
     pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(TOKENS)?;
-        let got = table.get(id)?;
-        got.map(|v| decode(v.value())).transpose()
+        self.read_one(TOKENS, id)
     }
 
     /// Is a token (or any token it descends from) revoked, directly or through its agent,
