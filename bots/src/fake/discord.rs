@@ -90,19 +90,7 @@ impl FakeDiscord {
             .route("/api/v10/channels/{id}/messages", post(create_message))
             .route("/api/v10/channels/{id}/messages/{mid}", patch(edit_message))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake Discord: bind 127.0.0.1:0");
-        let url = format!(
-            "http://{}",
-            listener
-                .local_addr()
-                .expect("fake Discord: address of a bound listener")
-        );
-        tokio::spawn(async move {
-            // Only ends with an I/O error of the listener; the test then sees refused calls.
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = super::serve(app, "fake Discord").await;
         Self { url, inner }
     }
 

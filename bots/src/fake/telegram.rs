@@ -87,19 +87,7 @@ impl FakeTelegram {
         let app = Router::new()
             .route("/{bot}/{method}", post(handle))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake Telegram: bind 127.0.0.1:0");
-        let url = format!(
-            "http://{}",
-            listener
-                .local_addr()
-                .expect("fake Telegram: address of a bound listener")
-        );
-        tokio::spawn(async move {
-            // Only ends with an I/O error of the listener; the test then sees refused calls.
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = super::serve(app, "fake Telegram").await;
         Self { url, inner }
     }
 
