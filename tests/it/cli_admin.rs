@@ -1,19 +1,9 @@
 //! `latchkey webhook …` and `latchkey service …` against a running daemon.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use crate::common::Daemon;
+use crate::common::{Daemon, cli};
 use crate::receiver::Receiver;
-
-fn cli(base: &str, token: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .env("LATCHKEY_ADDR", base)
-        .env("LATCHKEY_TOKEN", token)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 fn stdout(o: &Output) -> String {
     assert!(

@@ -9,31 +9,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Daemon, cli_command as command, output_text as text};
+use crate::common::{Daemon, cli_command as command, finish, output_text as text};
 
 const CANARY: &str = "CLI-LEASE-CANARY-7f3a";
 
 /// Runs the CLI with the whitespace-separated arguments of `line` (at most 30 s).
 fn cli(base: &str, token: &str, line: &str) -> Output {
     let args: Vec<&str> = line.split_whitespace().collect();
-    let child = command(base, token, &args).spawn().unwrap();
-    finish(child, Duration::from_secs(30))
-}
-
-/// Waits for a process at most `limit`; kills it and fails the test after that.
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("process did not end within {limit:?}: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::common::cli(base, token, &args)
 }
 
 /// Polls `approvals ls --json` as `token` until a pending approval for `path` shows up

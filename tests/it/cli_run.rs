@@ -1,46 +1,20 @@
-//! `latchkey run`, `export` and `jobs` against a running daemon: `run` hands secrets and
-//! bundle entries to the child's environment only (never the parent's argv, environment or
-//! a file), passes the child's exit code through, forwards SIGTERM, and leaves no lease
-//! open; a lease that needs approval is waited for (or times out and runs nothing).
-//! `export` writes a 0600 dotenv file and is audited; `jobs ls`/`jobs run` work. Every wait
-//! is bounded.
+//! `latchkey run` against a running daemon: it hands secrets and bundle entries to the
+//! child's environment only (never the parent's argv, environment or a file), passes the
+//! child's exit code through, forwards SIGTERM, and leaves no lease open; a lease that needs
+//! approval is waited for (or times out and runs nothing). Every wait is bounded.
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Daemon, cli_command as command, output_text as text};
+use crate::common::{Daemon, cli, cli_command as command, finish, output_text as text};
 
-const OPENAI: &str = "sk-run-CANARY";
-const STRIPE: &str = "sk_stripe_CANARY";
+pub(crate) const OPENAI: &str = "sk-run-CANARY";
+pub(crate) const STRIPE: &str = "sk_stripe_CANARY";
 const GATED: &str = "sk-gated-CANARY";
-
-/// Runs the CLI (at most 30 s).
-fn cli(base: &str, token: &str, args: &[&str]) -> Output {
-    finish(
-        command(base, token, args).spawn().unwrap(),
-        Duration::from_secs(30),
-    )
-}
-
-/// Waits for a process at most `limit`; kills it and fails the test after that.
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("process did not end within {limit:?}: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Polls `cond` every 50 ms for at most `limit`.
 fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -91,7 +65,7 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
 /// A daemon with `apps/openai`, the bundle `apps/stripe` and `apps/gated` (which a policy
 /// puts behind an approval), and an agent of tier 5 granted `read` on `apps/**`; returns
 /// the agent's key.
-async fn world() -> (Daemon, String) {
+pub(crate) async fn world() -> (Daemon, String) {
     let d = Daemon::start_with(crate::common::admin_approves).await;
     let admin = d.admin.clone();
     for (path, body) in [
@@ -488,115 +462,5 @@ async fn run_waits_for_an_approval_or_runs_nothing() {
             .iter()
             .any(|l| l["approval"]["id"] == approved.as_str())
     );
-    d.stop().await;
-}
-
-#[tokio::test]
-async fn export_writes_a_private_dotenv_file_and_is_audited() {
-    use std::os::unix::fs::PermissionsExt;
-    let (d, key) = world().await;
-    let (base, admin) = (d.base.clone(), d.admin.clone());
-    let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("out.env");
-    let f = file.clone();
-    tokio::task::spawn_blocking(move || {
-        let path = f.to_str().unwrap();
-        let args = [
-            "export",
-            "--format",
-            "dotenv",
-            "/apps/openai",
-            "/apps/stripe",
-            "--output",
-            path,
-        ];
-        let out = cli(&base, &admin, &args);
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(out.stdout.is_empty(), "{}", text(&out));
-        assert_eq!(
-            String::from_utf8_lossy(&out.stderr).trim(),
-            format!("exported 2 secret(s) to {path}; the export is audited")
-        );
-        assert_eq!(
-            std::fs::read_to_string(&f).unwrap(),
-            format!("OPENAI={OPENAI}\nSTRIPE_KEY={STRIPE}\n")
-        );
-        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        // An existing file is kept unless --force.
-        let again = cli(&base, &admin, &args);
-        assert!(
-            !again.status.success() && text(&again).contains("--force"),
-            "{}",
-            text(&again)
-        );
-        let mut forced = args.to_vec();
-        forced.push("--force");
-        assert!(cli(&base, &admin, &forced).status.success());
-
-        // JSON on stdout; a prefix exports everything below it.
-        let out = cli(&base, &admin, &["export", "--format", "json", "apps/"]);
-        assert!(out.status.success(), "{}", text(&out));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["secrets"]["apps/openai"], OPENAI);
-        assert_eq!(v["secrets"]["apps/stripe"]["STRIPE_KEY"], STRIPE);
-        assert_eq!(v["secrets"].as_object().unwrap().len(), 3);
-        // Admin only.
-        let out = cli(&base, &key, &["export", "/apps/openai"]);
-        assert!(
-            !out.status.success() && out.stdout.is_empty(),
-            "{}",
-            text(&out)
-        );
-    })
-    .await
-    .unwrap();
-    let events = d.events("secret.exported").await;
-    // 2 (file) + 2 (--force) + 3 (prefix); the refused overwrite exported nothing.
-    assert_eq!(events.len(), 7, "{events:?}");
-    assert!(events.iter().any(|e| e["resource_path"] == "apps/openai"));
-    d.stop().await;
-}
-
-#[tokio::test]
-async fn jobs_are_listed_and_run() {
-    let d = Daemon::start().await;
-    let (base, admin) = (d.base.clone(), d.admin.clone());
-    tokio::task::spawn_blocking(move || {
-        let out = cli(&base, &admin, &["jobs", "ls", "--json"]);
-        assert!(out.status.success(), "{}", text(&out));
-        let jobs: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(jobs.as_array().unwrap().len(), 5, "{jobs}");
-        let out = cli(&base, &admin, &["jobs", "ls"]);
-        let t = text(&out);
-        assert!(t.starts_with("NAME") && t.contains("NEXT RUN"), "{t}");
-        for name in [
-            "expire_secrets",
-            "audit_retention",
-            "rotation_reminders",
-            "digest",
-            "rewrap",
-        ] {
-            assert!(t.contains(name), "{name}: {t}");
-        }
-        let out = cli(&base, &admin, &["jobs", "run", "digest"]);
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).starts_with("job digest: "),
-            "{}",
-            text(&out)
-        );
-        let out = cli(&base, &admin, &["jobs", "ls"]);
-        let line = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find(|l| l.starts_with("digest"))
-            .unwrap()
-            .to_string();
-        assert!(line.contains("ok at "), "{line}");
-        let out = cli(&base, &admin, &["jobs", "run", "no-such-job"]);
-        assert!(!out.status.success(), "{}", text(&out));
-    })
-    .await
-    .unwrap();
     d.stop().await;
 }

@@ -2,6 +2,7 @@
 //! small JSON client.
 
 use std::path::Path;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -153,6 +154,24 @@ impl Daemon {
         b["events"].as_array().unwrap().clone()
     }
 
+    /// Audit events of `pattern` once there are at least `at_least` of them (polled every
+    /// 20 ms for at most `within`; what there is then, otherwise).
+    pub async fn wait_events(
+        &self,
+        pattern: &str,
+        at_least: usize,
+        within: Duration,
+    ) -> Vec<Value> {
+        let start = std::time::Instant::now();
+        loop {
+            let events = self.events(pattern).await;
+            if events.len() >= at_least || start.elapsed() > within {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A lease's state, as its agent sees it.
     pub async fn show_lease_state(&self, key: &str, id: &str) -> String {
         self.call(Method::GET, &format!("/v1/leases/{id}"), Some(key), None)
@@ -206,6 +225,31 @@ pub fn cli_command(base: &str, token: &str, args: &[&str]) -> std::process::Comm
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     c
+}
+
+/// Waits for a process at most `limit`; kills it and fails the test after that.
+pub fn finish(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "process did not end within {limit:?}: {}",
+                output_text(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the CLI as `token` against `base` and waits for it (at most 30 s).
+pub fn cli(base: &str, token: &str, args: &[&str]) -> std::process::Output {
+    let child = cli_command(base, token, args).spawn().unwrap();
+    finish(child, Duration::from_secs(30))
 }
 
 /// A finished command's stdout and stderr, together.

@@ -11,14 +11,26 @@ use crate::common::{Daemon, code, config};
 
 const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
 
-async fn wait_event(d: &Daemon, kind: &str, within: Duration) -> Vec<Value> {
+/// One job as `GET /v1/jobs` shows it.
+async fn show_job(d: &Daemon, name: &str) -> Value {
+    let (_, jobs) = d.get("/v1/jobs").await;
+    jobs.as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == name)
+        .unwrap()
+        .clone()
+}
+
+/// The job once its last run has recorded a result (polled every 50 ms, at most 5 s).
+async fn job_with_result(d: &Daemon, name: &str) -> Value {
     let start = Instant::now();
     loop {
-        let ev = d.events(kind).await;
-        if !ev.is_empty() || start.elapsed() > within {
-            return ev;
+        let job = show_job(d, name).await;
+        if !job["last_run"]["last_result"].is_null() || start.elapsed() > Duration::from_secs(5) {
+            return job;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -45,7 +57,9 @@ async fn expire_secrets_every_second_revokes_leases() {
         )
         .await;
     assert_eq!(l["state"], "active");
-    let ev = wait_event(&d, "secret.expired", Duration::from_secs(5)).await;
+    let ev = d
+        .wait_events("secret.expired", 1, Duration::from_secs(5))
+        .await;
     assert_eq!(ev.len(), 1, "expired once, audited");
     let (_, l) = d
         .call(
@@ -57,22 +71,7 @@ async fn expire_secrets_every_second_revokes_leases() {
         .await;
     assert_eq!(l["state"], "revoked");
     // The run's result is recorded just after its effects: wait (bounded) for it.
-    let mut job = Value::Null;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        let (_, jobs) = d.get("/v1/jobs").await;
-        job = jobs
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["name"] == "expire_secrets")
-            .unwrap()
-            .clone();
-        if !job["last_run"]["last_result"].is_null() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let job = job_with_result(&d, "expire_secrets").await;
     assert_eq!(job["schedule"], "* * * * * *");
     assert!(job["next_run"].is_string());
     assert_eq!(job["last_run"]["last_result"], "ok", "{job}");
@@ -149,34 +148,12 @@ async fn a_run_missed_while_down_runs_once_at_start() {
     }
     let started = time::OffsetDateTime::now_utc().unix_timestamp();
     let d = Daemon::start_in_with(dir, admin, tweak).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut job = Value::Null;
-    while Instant::now() < deadline {
-        let (_, jobs) = d.get("/v1/jobs").await;
-        job = jobs
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["name"] == "rewrap")
-            .unwrap()
-            .clone();
-        if job["last_run"]["last_result"] == "ok" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let job = job_with_result(&d, "rewrap").await;
     assert_eq!(job["last_run"]["last_result"], "ok", "{job}");
     assert!(job["last_run"]["last_started"].as_i64().unwrap() >= started);
     // Not again: only once.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, jobs) = d.get("/v1/jobs").await;
-    let again = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == "rewrap")
-        .unwrap()
-        .clone();
+    let again = show_job(&d, "rewrap").await;
     assert_eq!(
         again["last_run"]["last_started"],
         job["last_run"]["last_started"]

@@ -16,6 +16,7 @@ mod channels_telegram;
 mod channels_votes;
 mod cli;
 mod cli_admin;
+mod cli_export_jobs;
 mod cli_leases;
 mod cli_run;
 mod jobs;

@@ -3,6 +3,7 @@
 //! echo redaction, lease uses, approval for critical secrets, audit.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode as Http};
@@ -173,14 +174,9 @@ async fn proxied_calls_inject_map_and_redact() {
             .all(|(_, auth, _)| auth == &format!("Bearer {TOKEN}"))
     );
     // secret.used is written just after each answer: wait (bounded) for the last one.
-    let mut used = Vec::new();
-    for _ in 0..50 {
-        used = d.events("secret.used").await;
-        if used.len() >= 9 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let used = d
+        .wait_events("secret.used", 9, Duration::from_secs(1))
+        .await;
     assert_eq!(used.len(), 9, "one per call that reached the upstream");
     assert!(
         used.iter().all(
@@ -206,7 +202,7 @@ async fn a_call_the_agent_abandons_is_still_audited() {
     let l = lease(&d, &key, "/svc/up-token", 5).await;
     // The agent gives up while the upstream is still thinking: the daemon drops the call.
     let impatient = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(300))
+        .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
     let sent = impatient
@@ -218,14 +214,9 @@ async fn a_call_the_agent_abandons_is_still_audited() {
     assert!(sent.is_err(), "the client should have timed out");
     assert_eq!(seen.0.lock().unwrap().len(), 1, "the upstream was called");
     // The use was recorded before the credential left, and the abandoned call is recorded too.
-    let mut used = Vec::new();
-    for _ in 0..100 {
-        used = d.events("secret.used").await;
-        if !used.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let used = d
+        .wait_events("secret.used", 1, Duration::from_secs(2))
+        .await;
     assert_eq!(used.len(), 1, "{used:?}");
     assert_eq!(used[0]["outcome"], "failure");
     assert_eq!(used[0]["details"]["endpoint"], "slow");
