@@ -29,3 +29,4 @@ mod receiver;
 mod secrets;
 mod storage;
 mod webhook_delivery;
+mod webhook_safety;
