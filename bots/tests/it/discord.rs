@@ -32,23 +32,12 @@ pub fn config(api_url: &str) -> DiscordConfig {
     }
 }
 
+/// The Telegram tests' card with an ordinary reason and a quorum of one.
 pub fn card() -> Card {
     Card {
-        approval_id: "01HZX3K4M5N6P7Q8R9S0T1V2W3".into(),
-        requester: "deploy-bot".into(),
-        trust_tier: 2,
-        secret_path: "production/openai/api-key".into(),
-        sensitivity: "sensitive".into(),
-        action: "read".into(),
-        ttl_seconds: 900,
-        uses: 1,
-        keys: None,
         reason: "nightly release".into(),
-        requested_at: "2026-05-01T12:00:00Z".into(),
-        deadline: "2026-05-01T12:15:00Z".into(),
-        votes: 0,
         votes_needed: 1,
-        outcome: None,
+        ..crate::telegram::card()
     }
 }
 
