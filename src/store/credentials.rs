@@ -132,13 +132,8 @@ impl Store {
         Ok((token, id))
     }
 
-    /// The credential whose secret hashes to `hash`.
-    pub fn find_credential(&self, hash: &str) -> Result<Option<Credential>, StoreError> {
-        self.read_one(CREDENTIALS, hash)
-    }
-
-    /// As [`Store::find_credential`], with the agent of an agent key read in the same
-    /// transaction (one snapshot, one transaction per authenticated request).
+    /// The credential whose secret hashes to `hash`, with the agent of an agent key read in
+    /// the same transaction (one snapshot, one transaction per authenticated request).
     pub fn find_credential_and_agent(
         &self,
         hash: &str,

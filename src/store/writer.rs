@@ -102,18 +102,8 @@ impl Writer {
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |ctx| {
-            let result = f(ctx);
-            let fatal = matches!(result, Err(StoreError::Db(_) | StoreError::Corrupt(_)));
-            let finish: Finisher = Box::new(move |commit| {
-                let out = match (result, commit) {
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(e),
-                    (Ok(r), Ok(())) => Ok(r),
-                };
-                let _ = tx.send(out);
-            });
-            (finish, fatal)
+        let job = job(f, move |out| {
+            let _ = tx.send(out);
         });
         self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -126,15 +116,10 @@ impl Writer {
     where
         F: FnOnce(&mut WriteCtx<'_>) -> Result<(), StoreError> + Send + 'static,
     {
-        let job: Job = Box::new(move |ctx| {
-            let result = f(ctx);
-            let fatal = matches!(result, Err(StoreError::Db(_) | StoreError::Corrupt(_)));
-            let finish: Finisher = Box::new(move |commit| {
-                if let Err(e) = result.and(commit) {
-                    tracing::error!(error = %e, "could not record {what}");
-                }
-            });
-            (finish, fatal)
+        let job = job(f, move |out| {
+            if let Err(e) = out {
+                tracing::error!(error = %e, "could not record {what}");
+            }
         });
         match self.tx.try_send(job) {
             Ok(()) => {}
@@ -162,6 +147,22 @@ impl Writer {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+}
+
+/// Wraps `f` as a job: once the batch's commit is known, `done` gets the job's error if it
+/// failed, else the commit's error, else its value. A store-level error poisons the batch.
+fn job<R, F>(f: F, done: impl FnOnce(Result<R, StoreError>) + Send + 'static) -> Job
+where
+    R: Send + 'static,
+    F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+{
+    Box::new(move |ctx| {
+        let result = f(ctx);
+        let fatal = matches!(result, Err(StoreError::Db(_) | StoreError::Corrupt(_)));
+        let finish: Finisher =
+            Box::new(move |commit| done(result.and_then(|r| commit.map(|()| r))));
+        (finish, fatal)
+    })
 }
 
 /// Starts the writer thread.
