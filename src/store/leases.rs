@@ -291,8 +291,8 @@ impl Store {
     }
 
     /// Leases an agent created since `since` (unix seconds) under a grant: for rate limits.
-    /// Walks the agent's leases newest first and stops at the first older than `since` (lease
-    /// ids are ULIDs, so their creation time is in the key): only the recent ones are read.
+    /// Walks the agent's leases newest first (lease ids are ULIDs, so key order is creation
+    /// order) and stops at the first older than `since`: only the recent ones are read.
     pub fn count_recent_leases(
         &self,
         agent: &str,
@@ -302,17 +302,12 @@ impl Store {
         let txn = self.read()?;
         let leases = txn.open_table(LEASES)?;
         let idx = txn.open_table(AGENT_LEASES)?;
-        let since_ms = u64::try_from(since.max(0))
-            .unwrap_or(0)
-            .saturating_mul(1000);
         let mut count = 0;
         for item in idx.range((agent, "")..(agent, "\u{10ffff}"))?.rev() {
             let (k, _) = item?;
-            let id = k.value().1;
-            if ulid::Ulid::from_string(id).is_ok_and(|u| u.timestamp_ms() < since_ms) {
-                break;
-            }
-            let Some(v) = leases.get(id)? else { continue };
+            let Some(v) = leases.get(k.value().1)? else {
+                continue;
+            };
             let l: LeaseRecord = decode(v.value())?;
             if l.created_at < since {
                 break;
