@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -86,6 +86,8 @@ pub enum Identity {
         agent: AgentRecord,
         /// The scoped token, when one was used.
         token: Option<TokenRecord>,
+        /// The tokens it was minted from, parent first (empty for the agent key).
+        ancestors: Vec<String>,
         /// What the credential allows, relative to the agent's namespace.
         scopes: Vec<Scope>,
         /// When the credential expires (unix seconds), for tokens.
@@ -119,75 +121,70 @@ pub fn client_ip(parts: &Parts, state: &AppState) -> Option<String> {
         .map(|c| c.0.ip().to_string())
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let ip = client_ip(parts, state);
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let presented = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim);
-        let result = match presented {
-            Some(cred) if !cred.is_empty() => authenticate(state, cred).await,
-            _ => Err("missing bearer credential"),
-        };
-        match result {
-            Ok(identity) => {
-                let actor = match &identity {
-                    Identity::Admin { id } => Actor {
-                        kind: "admin".into(),
-                        id: id.clone(),
-                    },
-                    Identity::Approver { name } => Actor {
-                        kind: "approver".into(),
-                        id: name.clone(),
-                    },
-                    Identity::Agent {
-                        agent,
-                        token: Some(t),
-                        ..
-                    } => Actor {
-                        kind: "token".into(),
-                        id: format!("{}/{}", agent.id, t.id),
-                    },
-                    Identity::Agent {
-                        agent, token: None, ..
-                    } => Actor {
-                        kind: "agent".into(),
-                        id: agent.id.clone(),
-                    },
-                };
-                Ok(Caller {
-                    identity,
-                    origin: Origin { actor, ip },
-                })
-            }
-            Err(reason) => {
-                let draft = Draft {
-                    event: "auth.failed",
-                    actor: Actor::anonymous(),
-                    namespace: String::new(),
-                    resource_path: parts.uri.path().chars().take(256).collect(),
-                    action: parts.method.as_str().to_lowercase(),
-                    outcome: "denied",
-                    ip,
-                    details: json!({"reason": reason}),
-                };
-                state.store.append_event(draft).await?;
-                Err(ApiError::Unauthorized)
-            }
+/// Authenticates a request from its `Authorization: Bearer` header (refusals are audited as
+/// `auth.failed`). Called once per request by the route guard (`crate::access`).
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let ip = client_ip(parts, state);
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let presented = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let result = match presented {
+        Some(cred) if !cred.is_empty() => identify(state, cred).await,
+        _ => Err("missing bearer credential"),
+    };
+    match result {
+        Ok(identity) => {
+            let actor = match &identity {
+                Identity::Admin { id } => Actor {
+                    kind: "admin".into(),
+                    id: id.clone(),
+                },
+                Identity::Approver { name } => Actor {
+                    kind: "approver".into(),
+                    id: name.clone(),
+                },
+                Identity::Agent {
+                    agent,
+                    token: Some(t),
+                    ..
+                } => Actor {
+                    kind: "token".into(),
+                    id: format!("{}/{}", agent.id, t.id),
+                },
+                Identity::Agent {
+                    agent, token: None, ..
+                } => Actor {
+                    kind: "agent".into(),
+                    id: agent.id.clone(),
+                },
+            };
+            Ok(Caller {
+                identity,
+                origin: Origin { actor, ip },
+            })
+        }
+        Err(reason) => {
+            let draft = Draft {
+                event: "auth.failed",
+                actor: Actor::anonymous(),
+                namespace: String::new(),
+                resource_path: parts.uri.path().chars().take(256).collect(),
+                action: parts.method.as_str().to_lowercase(),
+                outcome: "denied",
+                ip,
+                details: json!({"reason": reason}),
+            };
+            state.store.append_event(draft).await?;
+            Err(ApiError::Unauthorized)
         }
     }
 }
 
-async fn authenticate(state: &AppState, cred: &str) -> Result<Identity, &'static str> {
+async fn identify(state: &AppState, cred: &str) -> Result<Identity, &'static str> {
     let store = &state.store;
     if cred.starts_with(TOKEN_PREFIX) {
         let keyring = store.keyring();
@@ -208,9 +205,11 @@ async fn authenticate(state: &AppState, cred: &str) -> Result<Identity, &'static
         if agent.disabled {
             return Err("agent disabled");
         }
-        if store.token_revoked(&rec, &agent).unwrap_or(true) {
-            return Err("token revoked");
-        }
+        let ancestors = store
+            .live_token_ancestors(&rec, &agent)
+            .ok()
+            .flatten()
+            .ok_or("token revoked")?;
         let scopes = rec
             .scopes
             .iter()
@@ -221,6 +220,7 @@ async fn authenticate(state: &AppState, cred: &str) -> Result<Identity, &'static
             agent,
             expires_at: Some(rec.expires_at),
             token: Some(rec),
+            ancestors,
             scopes,
         });
     }
@@ -256,6 +256,7 @@ async fn authenticate(state: &AppState, cred: &str) -> Result<Identity, &'static
             Ok(Identity::Agent {
                 agent,
                 token: None,
+                ancestors: Vec::new(),
                 scopes: Scope::full(),
                 expires_at: None,
             })
@@ -269,8 +270,9 @@ impl Caller {
         matches!(self.identity, Identity::Admin { .. })
     }
 
-    /// The agent behind the credential, if any.
-    pub fn agent(&self) -> Option<&AgentRecord> {
+    /// The agent behind the credential, if any. Private on purpose: `None` here also means
+    /// "an approver", so it must never decide what a caller may reach (`crate::access` does).
+    fn agent(&self) -> Option<&AgentRecord> {
         match &self.identity {
             Identity::Agent { agent, .. } => Some(agent),
             _ => None,
@@ -297,15 +299,6 @@ impl Caller {
             }
             _ => None,
         }
-    }
-
-    /// Refuses non-admins (audited).
-    pub async fn require_admin(&self, state: &AppState, what: &str) -> Result<(), ApiError> {
-        if self.is_admin() {
-            return Ok(());
-        }
-        self.deny(state, "", what, "admin", "admin token required")
-            .await
     }
 
     /// Turns a path as the caller wrote it into a full path. Admins write full paths; agents

@@ -73,6 +73,20 @@ pub enum ApiError {
     /// Body over the configured limit.
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// The body's media type is not one the endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The request took longer than the server's request timeout.
+    #[error("the request timed out")]
+    RequestTimeout,
+    /// Any other refusal the HTTP layer made by status alone.
+    #[error("{message}")]
+    Other {
+        /// The status answered.
+        status: StatusCode,
+        /// What the layer said.
+        message: String,
+    },
     /// The store is shutting down or unavailable.
     #[error("service unavailable")]
     Unavailable,
@@ -119,8 +133,45 @@ impl ApiError {
             AlreadyDecided(_) => (StatusCode::CONFLICT, "already_decided"),
             RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Other { status, .. } if status.is_server_error() => (*status, "internal"),
+            Other { status, .. } => (*status, "bad_request"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl ApiError {
+    /// The error for a refusal the HTTP layer made with only a status and a text (an
+    /// extractor's rejection, the timeout, the body limit).
+    pub fn for_status(status: StatusCode, text: String) -> ApiError {
+        match status {
+            StatusCode::NOT_FOUND => ApiError::NotFound("no such endpoint".into()),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::REQUEST_TIMEOUT => ApiError::RequestTimeout,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ApiError::UnsupportedMediaType(if text.is_empty() {
+                    "unsupported media type".into()
+                } else {
+                    text
+                })
+            }
+            StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable,
+            s if s.is_server_error() => ApiError::Internal(text),
+            s => ApiError::Other {
+                status: s,
+                message: if text.is_empty() {
+                    s.canonical_reason().unwrap_or("refused").to_string()
+                } else {
+                    text
+                },
+            },
         }
     }
 }
@@ -151,6 +202,7 @@ impl From<StoreError> for ApiError {
             StoreError::Deleted(what) => ApiError::SecretDeleted(what),
             StoreError::Conflict(what) => ApiError::Conflict(what),
             StoreError::Invalid(what) => ApiError::BadRequest(what),
+            StoreError::Denied(why) => ApiError::AccessDenied(format!("access denied: {why}")),
             StoreError::Closed => ApiError::Unavailable,
             other => ApiError::Internal(other.to_string()),
         }
@@ -159,10 +211,11 @@ impl From<StoreError> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::PayloadTooLarge;
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(r.body_text()),
+            _ => ApiError::InvalidJson(r.body_text()),
         }
-        ApiError::InvalidJson(r.body_text())
     }
 }
 

@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod announce;
 pub mod audit;
 pub mod auth;

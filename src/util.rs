@@ -44,6 +44,18 @@ pub fn new_id() -> String {
     ulid::Ulid::new().to_string().to_lowercase()
 }
 
+/// Makes `path` a file only its owner can read and write (0600), whatever the umask: creates
+/// it empty when missing, and tightens the mode of one an older version created.
+pub fn make_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{JsonBody, Path};
-use crate::auth::Caller;
+use crate::access::Admin;
+use crate::auth::{Caller, Identity};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::AgentRecord;
@@ -70,10 +71,9 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = CreateAgent, responses((status = 201, body = AgentWithKey), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     JsonBody(body): JsonBody<CreateAgent>,
 ) -> Result<(StatusCode, Json<AgentWithKey>), ApiError> {
-    caller.require_admin(&state, "agents").await?;
     let name_ok = !body.name.is_empty()
         && body.name.len() <= 64
         && body
@@ -102,9 +102,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", responses((status = 200, body = Vec<AgentRecord>)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<AgentRecord>>, ApiError> {
-    caller.require_admin(&state, "agents").await?;
     Ok(Json(state.store.list_agents()?))
 }
 
@@ -115,9 +114,19 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    let own = caller.agent().is_some_and(|a| a.id == id);
-    if !own {
-        caller.require_admin(&state, "agents").await?;
+    // The admin reads any agent; an agent credential only its own.
+    if let Identity::Agent { agent, .. } = &caller.identity
+        && agent.id != id
+    {
+        caller
+            .deny(
+                &state,
+                &agent.namespace,
+                &id,
+                "show",
+                "an agent reads only itself",
+            )
+            .await?;
     }
     check_id(&id)?;
     state
@@ -131,11 +140,10 @@ pub async fn get_one(
 #[utoipa::path(patch, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path)), request_body = UpdateAgent, responses((status = 200, body = AgentRecord)))]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateAgent>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    caller.require_admin(&state, "agents").await?;
     check_id(&id)?;
     let tier = body.trust_tier.map(check_tier).transpose()?;
     Ok(Json(
@@ -150,10 +158,9 @@ pub async fn update(
 #[utoipa::path(post, path = "/v1/agents/{id}/rotate-key", tag = "agents", params(("id" = String, Path)), responses((status = 200, body = AgentWithKey)))]
 pub async fn rotate_key(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<AgentWithKey>, ApiError> {
-    caller.require_admin(&state, "agents").await?;
     check_id(&id)?;
     let (agent, api_key) = state
         .store

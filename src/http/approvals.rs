@@ -8,6 +8,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{JsonBody, Path, Query};
+use crate::access::Admin;
 use crate::audit::Draft;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -205,10 +206,9 @@ pub struct ApproverToken {
 #[utoipa::path(post, path = "/v1/approvers/{name}/tokens", tag = "approvals", params(("name" = String, Path)), responses((status = 201, body = ApproverToken)))]
 pub async fn approver_token(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<ApproverToken>), ApiError> {
-    caller.require_admin(&state, "approvers").await?;
     if !state.config.approvers.iter().any(|a| a.name == name) {
         return Err(ApiError::NotFound(format!(
             "no approver named {name:?} in the configuration"

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::Query;
-use crate::auth::Caller;
+use crate::access::Admin;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{AuditFilter, AuditPage, VerifyReport, parse_query_time};
@@ -47,10 +47,9 @@ fn time_param(name: &str, v: Option<String>) -> Result<Option<time::OffsetDateTi
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = AuditPage)))]
 pub async fn query(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    caller.require_admin(&state, "audit").await?;
     let filter = AuditFilter {
         from_seq: q.from_seq,
         to_seq: q.to_seq,
@@ -69,9 +68,8 @@ pub async fn query(
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", responses((status = 200, body = VerifyReport)))]
 pub async fn verify(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<VerifyReport>, ApiError> {
-    caller.require_admin(&state, "audit").await?;
     let store = state.store.clone();
     let report = tokio::task::spawn_blocking(move || store.verify_audit())
         .await

@@ -10,8 +10,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::JsonBody;
+use crate::access::Admin;
 use crate::audit::Draft;
-use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,10 +27,9 @@ pub struct ExportBody {
 #[utoipa::path(post, path = "/v1/export", tag = "secrets", request_body = ExportBody, responses((status = 200, description = "the values, by path")))]
 pub async fn export(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     JsonBody(body): JsonBody<ExportBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin(&state, "export").await?;
     if body.paths.is_empty() || body.paths.len() > 1000 {
         return Err(ApiError::BadRequest("give 1 to 1000 paths".into()));
     }

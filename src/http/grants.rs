@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{JsonBody, Path};
-use crate::auth::Caller;
+use crate::access::Admin;
 use crate::error::ApiError;
 use crate::policy::{Grant, Limits, Override, Subject};
 use crate::scope::{Action, Glob};
@@ -30,11 +30,10 @@ pub struct GrantBody {
 
 async fn store_grant(
     state: &AppState,
-    caller: &Caller,
+    caller: &Admin,
     id: String,
     body: GrantBody,
 ) -> Result<Grant, ApiError> {
-    caller.require_admin(state, "grants").await?;
     Glob::parse(&body.pattern).map_err(ApiError::BadRequest)?;
     if body.actions.is_empty() {
         return Err(ApiError::BadRequest("actions may not be empty".into()));
@@ -63,7 +62,7 @@ async fn store_grant(
 #[utoipa::path(post, path = "/v1/grants", tag = "grants", request_body = GrantBody, responses((status = 201, body = Grant)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     JsonBody(body): JsonBody<GrantBody>,
 ) -> Result<(StatusCode, Json<Grant>), ApiError> {
     Ok((
@@ -76,7 +75,7 @@ pub async fn create(
 #[utoipa::path(put, path = "/v1/grants/{id}", tag = "grants", params(("id" = String, Path)), request_body = GrantBody, responses((status = 200, body = Grant)))]
 pub async fn put(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<GrantBody>,
 ) -> Result<Json<Grant>, ApiError> {
@@ -97,9 +96,8 @@ pub async fn put(
 #[utoipa::path(get, path = "/v1/grants", tag = "grants", responses((status = 200, body = Vec<Grant>)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<Grant>>, ApiError> {
-    caller.require_admin(&state, "grants").await?;
     Ok(Json(state.store.list_grants()?))
 }
 
@@ -107,10 +105,9 @@ pub async fn list(
 #[utoipa::path(delete, path = "/v1/grants/{id}", tag = "grants", params(("id" = String, Path)), responses((status = 200, body = Grant)))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Grant>, ApiError> {
-    caller.require_admin(&state, "grants").await?;
     Ok(Json(
         state.store.delete_grant(id, caller.origin.clone()).await?,
     ))
@@ -130,11 +127,10 @@ pub struct PolicyView {
 #[utoipa::path(put, path = "/v1/approval-policies/{pattern}", tag = "grants", params(("pattern" = String, Path)), request_body = Override, responses((status = 200, body = Override)))]
 pub async fn put_policy(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(pattern): Path<String>,
     JsonBody(mut body): JsonBody<serde_json::Value>,
 ) -> Result<Json<Override>, ApiError> {
-    caller.require_admin(&state, "approval-policies").await?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("pattern".into(), serde_json::Value::String(pattern));
     }
@@ -153,9 +149,8 @@ pub async fn put_policy(
 #[utoipa::path(get, path = "/v1/approval-policies", tag = "grants", responses((status = 200, body = Vec<PolicyView>)))]
 pub async fn list_policies(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<PolicyView>>, ApiError> {
-    caller.require_admin(&state, "approval-policies").await?;
     let mut out: Vec<PolicyView> = state
         .config
         .approval_policies
@@ -183,10 +178,9 @@ pub async fn list_policies(
 #[utoipa::path(delete, path = "/v1/approval-policies/{pattern}", tag = "grants", params(("pattern" = String, Path)), responses((status = 204)))]
 pub async fn delete_policy(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(pattern): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin(&state, "approval-policies").await?;
     state
         .store
         .delete_policy(pattern, caller.origin.clone())

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Path;
-use crate::auth::Caller;
+use crate::access::Admin;
 use crate::error::ApiError;
 use crate::jobs::{JobError, JobView};
 use crate::state::AppState;
@@ -15,9 +15,8 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", responses((status = 200, body = Vec<JobView>)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<JobView>>, ApiError> {
-    caller.require_admin(&state, "jobs").await?;
     Ok(Json(state.jobs.list().await))
 }
 
@@ -34,10 +33,9 @@ pub struct RunResult {
 #[utoipa::path(post, path = "/v1/jobs/{name}/run", tag = "jobs", params(("name" = String, Path)), responses((status = 200, body = RunResult), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn run(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Path(name): Path<String>,
 ) -> Result<Json<RunResult>, ApiError> {
-    caller.require_admin(&state, "jobs").await?;
     match state.jobs.run_now(&name).await {
         Ok(message) => Ok(Json(RunResult { name, message })),
         Err(JobError::Unknown(n)) => Err(ApiError::NotFound(format!("no job named {n:?}"))),

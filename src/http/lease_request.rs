@@ -65,6 +65,7 @@ pub(super) async fn prepare(
     let Identity::Agent {
         agent,
         token,
+        ancestors,
         expires_at,
         ..
     } = &caller.identity
@@ -180,6 +181,7 @@ pub(super) async fn prepare(
         agent_name: agent.name.clone(),
         trust_tier: agent.trust_tier,
         token_id: token.as_ref().map(|t| t.id.clone()),
+        token_lineage: ancestors.clone(),
         token_expires_at: *expires_at,
         namespace: secret.namespace.clone(),
         sensitivity: secret.sensitivity.clone(),

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::Path;
 use super::lease_request::{LeaseRequest, prepare};
 use super::leases::{LeaseView, view};
+use crate::access::LeaseGate;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::lease::LeaseState;
@@ -33,14 +34,10 @@ pub struct SecretValueView {
 }
 
 async fn use_lease(state: &AppState, caller: &Caller, id: String) -> Result<Response, ApiError> {
-    let Some(agent) = caller.agent() else {
-        return Err(ApiError::AccessDenied(
-            "leases are used by the agent that holds them".into(),
-        ));
-    };
+    let gate = LeaseGate::of(caller)?;
     match state
         .store
-        .use_lease(id.clone(), agent.id.clone(), caller.origin.clone())
+        .use_lease(gate, id.clone(), caller.origin.clone())
         .await?
     {
         ReadOutcome::Value(value, lease, kind) => {

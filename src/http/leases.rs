@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Path, Query};
-use crate::auth::{Caller, Identity};
+use crate::access::LeaseGate;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::lease::{LeaseState, Tally};
 use crate::notice::Notice;
@@ -85,11 +86,11 @@ pub struct ShowQuery {
     pub wait: Option<u64>,
 }
 
-fn owned(caller: &Caller, lease: Option<LeaseRecord>, id: &str) -> Result<LeaseRecord, ApiError> {
-    match lease {
-        Some(l) if caller.is_admin() || caller.agent().is_some_and(|a| a.id == l.agent_id) => Ok(l),
-        _ => Err(ApiError::NotFound(format!("no lease {id}"))),
-    }
+fn reached(gate: &LeaseGate, state: &AppState, id: &str) -> Result<LeaseRecord, ApiError> {
+    state
+        .store
+        .lease(gate, id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no lease {id}")))
 }
 
 /// Show a lease; with `?wait=N` answer as soon as its state changes (or after N seconds).
@@ -112,7 +113,8 @@ pub async fn show(
     }
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut rx = state.store.notices().subscribe();
-    let lease = owned(&caller, state.store.get_lease(&id)?, &id)?;
+    let gate = LeaseGate::of(&caller)?;
+    let lease = reached(&gate, &state, &id)?;
     if wait == 0 {
         return Ok(Json(view(&state, lease)?));
     }
@@ -130,7 +132,7 @@ pub async fn show(
             Ok(Err(_)) => break,
         }
     }
-    let lease = owned(&caller, state.store.get_lease(&id)?, &id)?;
+    let lease = reached(&gate, &state, &id)?;
     Ok(Json(view(&state, lease)?))
 }
 
@@ -146,7 +148,8 @@ pub struct ListQuery {
     pub before: Option<String>,
 }
 
-/// The caller's leases (an admin sees all), newest first; page on with `before`.
+/// The leases the caller's credential reaches (an admin sees all), newest first; page on with
+/// `before`.
 #[utoipa::path(get, path = "/v1/leases", tag = "leases", params(ListQuery), responses((status = 200, body = Vec<LeaseView>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -160,17 +163,9 @@ pub async fn list(
         ),
         None => None,
     };
-    let agent = match &caller.identity {
-        Identity::Admin { .. } => None,
-        Identity::Agent { agent, .. } => Some(agent.id.clone()),
-        Identity::Approver { .. } => {
-            return Err(ApiError::AccessDenied(
-                "approvers list approvals, not leases".into(),
-            ));
-        }
-    };
+    let gate = LeaseGate::of(&caller)?;
     let leases = state.store.list_leases(
-        agent.as_deref(),
+        &gate,
         filter,
         q.before.as_deref(),
         q.limit.unwrap_or(100).clamp(1, 1000),
@@ -190,7 +185,10 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, ApiError> {
-    owned(&caller, state.store.get_lease(&id)?, &id)?;
-    let lease = state.store.revoke_lease(id, caller.origin.clone()).await?;
+    let gate = LeaseGate::of(&caller)?;
+    let lease = state
+        .store
+        .revoke_lease(gate, id, caller.origin.clone())
+        .await?;
     Ok(Json(view(&state, lease)?))
 }

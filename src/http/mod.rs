@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -84,64 +84,18 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Builds the router with every route and layer.
+/// Builds the router with every route and layer. Each `/v1` route is registered with the
+/// class of caller it serves (`crate::access`): this table is where who-may-call-what is
+/// decided, and the route × credential test in `tests/it/access.rs` holds it to that.
 pub fn router(state: AppState) -> Router {
+    use crate::access::Class::{Admin, Agent, Decider, Holder};
     let limit = state.config.http.max_body_bytes;
     let timeout = Duration::from_secs(state.config.http.request_timeout_seconds);
+    let g = |class, routes| crate::access::guard(&state, class, routes);
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/openapi.json", get(system::openapi_json))
-        .route("/v1/keys", get(system::keys_list))
-        .route("/v1/keys/rotate", post(system::keys_rotate))
-        .route("/v1/keys/rewrap", post(system::keys_rewrap))
-        .route("/v1/secrets", get(secret_list::list))
-        .route(
-            "/v1/secrets/{*path}",
-            get(secrets::get_dispatch)
-                .put(secret_write::put_secret)
-                .post(secrets::post_dispatch)
-                .delete(secret_lifecycle::delete),
-        )
-        .route("/v1/agents", post(agents::create).get(agents::list))
-        .route(
-            "/v1/agents/{id}",
-            get(agents::get_one).patch(agents::update),
-        )
-        .route("/v1/agents/{id}/rotate-key", post(agents::rotate_key))
-        .route("/v1/tokens", post(tokens::mint))
-        .route("/v1/tokens/revoke", post(tokens::revoke))
-        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke_one))
-        .route("/v1/leases", post(lease_request::request).get(leases::list))
-        .route("/v1/leases/{id}", get(leases::show).delete(leases::revoke))
-        .route("/v1/leases/{id}/secret", post(lease_value::secret))
-        .route("/v1/approvals", get(approvals::list))
-        .route("/v1/approvals/{id}", get(approvals::show))
-        .route("/v1/approvals/{id}/votes", post(approvals::vote))
-        .route(
-            "/v1/approvers/{name}/tokens",
-            post(approvals::approver_token),
-        )
-        .route("/v1/grants", post(grants::create).get(grants::list))
-        .route(
-            "/v1/grants/{id}",
-            axum::routing::put(grants::put).delete(grants::delete),
-        )
-        .route("/v1/approval-policies", get(grants::list_policies))
-        .route(
-            "/v1/approval-policies/{*pattern}",
-            axum::routing::put(grants::put_policy).delete(grants::delete_policy),
-        )
-        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
-        .route(
-            "/v1/webhooks/{id}",
-            get(webhooks::show)
-                .patch(webhooks::update)
-                .delete(webhooks::delete),
-        )
-        .route("/v1/webhooks/{id}/rotate-secret", post(webhooks::rotate))
-        .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
-        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route(
             "/bots/telegram/webhook",
             post(crate::channels::telegram::webhook),
@@ -150,14 +104,109 @@ pub fn router(state: AppState) -> Router {
             "/bots/discord/interactions",
             post(crate::channels::discord::interactions),
         )
-        .route("/v1/export", post(export::export))
-        .route("/v1/proxy/{service}/{endpoint}", post(proxy::call))
-        .route("/v1/services", post(proxy::create).get(proxy::list))
-        .route("/v1/services/{name}", axum::routing::delete(proxy::delete))
-        .route("/v1/jobs", get(jobs::list))
-        .route("/v1/jobs/{name}/run", post(jobs::run))
-        .route("/v1/audit", get(audit::query))
-        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/keys", g(Admin, get(system::keys_list)))
+        .route("/v1/keys/rotate", g(Admin, post(system::keys_rotate)))
+        .route("/v1/keys/rewrap", g(Admin, post(system::keys_rewrap)))
+        .route("/v1/secrets", g(Holder, get(secret_list::list)))
+        .route(
+            "/v1/secrets/{*path}",
+            g(
+                Holder,
+                get(secrets::get_dispatch)
+                    .put(secret_write::put_secret)
+                    .post(secrets::post_dispatch)
+                    .delete(secret_lifecycle::delete),
+            ),
+        )
+        .route(
+            "/v1/agents",
+            g(Admin, post(agents::create).get(agents::list)),
+        )
+        .route(
+            "/v1/agents/{id}",
+            g(Holder, get(agents::get_one)).merge(g(Admin, patch(agents::update))),
+        )
+        .route(
+            "/v1/agents/{id}/rotate-key",
+            g(Admin, post(agents::rotate_key)),
+        )
+        .route("/v1/tokens", g(Holder, post(tokens::mint)))
+        .route("/v1/tokens/revoke", g(Holder, post(tokens::revoke)))
+        .route("/v1/tokens/{id}", g(Holder, delete(tokens::revoke_one)))
+        .route(
+            "/v1/leases",
+            g(Agent, post(lease_request::request)).merge(g(Holder, get(leases::list))),
+        )
+        .route(
+            "/v1/leases/{id}",
+            g(Holder, get(leases::show).delete(leases::revoke)),
+        )
+        .route(
+            "/v1/leases/{id}/secret",
+            g(Agent, post(lease_value::secret)),
+        )
+        .route("/v1/approvals", g(Decider, get(approvals::list)))
+        .route("/v1/approvals/{id}", g(Decider, get(approvals::show)))
+        .route(
+            "/v1/approvals/{id}/votes",
+            g(Decider, post(approvals::vote)),
+        )
+        .route(
+            "/v1/approvers/{name}/tokens",
+            g(Admin, post(approvals::approver_token)),
+        )
+        .route(
+            "/v1/grants",
+            g(Admin, post(grants::create).get(grants::list)),
+        )
+        .route(
+            "/v1/grants/{id}",
+            g(Admin, put(grants::put).delete(grants::delete)),
+        )
+        .route(
+            "/v1/approval-policies",
+            g(Admin, get(grants::list_policies)),
+        )
+        .route(
+            "/v1/approval-policies/{*pattern}",
+            g(Admin, put(grants::put_policy).delete(grants::delete_policy)),
+        )
+        .route(
+            "/v1/webhooks",
+            g(Admin, post(webhooks::create).get(webhooks::list)),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            g(
+                Admin,
+                get(webhooks::show)
+                    .patch(webhooks::update)
+                    .delete(webhooks::delete),
+            ),
+        )
+        .route(
+            "/v1/webhooks/{id}/rotate-secret",
+            g(Admin, post(webhooks::rotate)),
+        )
+        .route("/v1/webhooks/{id}/replay", g(Admin, post(webhooks::replay)))
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            g(Admin, get(webhooks::deliveries)),
+        )
+        .route("/v1/export", g(Admin, post(export::export)))
+        .route(
+            "/v1/proxy/{service}/{endpoint}",
+            g(Agent, post(proxy::call)),
+        )
+        .route(
+            "/v1/services",
+            g(Admin, post(proxy::create)).merge(g(Holder, get(proxy::list))),
+        )
+        .route("/v1/services/{name}", g(Admin, delete(proxy::delete)))
+        .route("/v1/jobs", g(Admin, get(jobs::list)))
+        .route("/v1/jobs/{name}/run", g(Admin, post(jobs::run)))
+        .route("/v1/audit", g(Admin, get(audit::query)))
+        .route("/v1/audit/verify", g(Admin, get(audit::verify)))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
@@ -165,6 +214,36 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every refusal has the JSON error shape: a failing response that is not JSON (an extractor
+/// rejection such as `Bytes`' 413, the timeout's 408, a 415) is rewritten here, once, with
+/// the code its status maps to; its headers (`Allow`, `Retry-After`) are kept.
+async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let error = ApiError::for_status(status, text);
+    let (mut new_parts, new_body) = axum::response::IntoResponse::into_response(error).into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    if let Some(ct) = new_parts.headers.remove(CONTENT_TYPE) {
+        parts.headers.insert(CONTENT_TYPE, ct);
+    }
+    parts.status = new_parts.status;
+    axum::response::Response::from_parts(parts, new_body)
 }

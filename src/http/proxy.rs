@@ -10,8 +10,9 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::{JsonBody, Path};
+use crate::access::{Admin, LeaseGate};
 use crate::audit::Draft;
-use crate::auth::Caller;
+use crate::auth::{Caller, Identity};
 use crate::error::ApiError;
 use crate::proxy::call::{Answer, build, send};
 use crate::proxy::service::template;
@@ -42,11 +43,12 @@ pub async fn call(
     Path((service, endpoint)): Path<(String, String)>,
     JsonBody(body): JsonBody<ProxyCall>,
 ) -> Result<Json<Answer>, ApiError> {
-    let Some(agent) = caller.agent().cloned() else {
+    let Identity::Agent { agent, .. } = &caller.identity else {
         return Err(ApiError::AccessDenied(
             "the proxy is used by agents, with a proxy lease".into(),
         ));
     };
+    let gate = LeaseGate::of(&caller)?;
     let entry = state
         .proxy
         .get(&service)
@@ -73,8 +75,8 @@ pub async fn call(
     let value = match state
         .store
         .use_lease_for(
+            gate,
             body.lease_id.clone(),
-            agent.id.clone(),
             caller.origin.clone(),
             Action::Proxy,
             Some(svc.secret.clone()),
@@ -184,10 +186,9 @@ pub struct ServiceView {
 #[utoipa::path(post, path = "/v1/services", tag = "proxy", request_body = NewService, responses((status = 201, body = ServiceView)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     JsonBody(body): JsonBody<NewService>,
 ) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
-    caller.require_admin(&state, "services").await?;
     let mut svc = match (body.service, body.template) {
         (Some(s), None) => s,
         (None, Some(t)) => {
@@ -253,10 +254,9 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Vec<Se
 #[utoipa::path(delete, path = "/v1/services/{name}", tag = "proxy", params(("name" = String, Path)), responses((status = 204)))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin(&state, "services").await?;
     state
         .store
         .delete_service(name.clone(), caller.origin.clone())

@@ -8,8 +8,8 @@ use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 
 use super::ApiDoc;
+use crate::access::Admin;
 use crate::audit::Draft;
-use crate::auth::Caller;
 use crate::crypto::Keyring;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -97,9 +97,8 @@ fn key_list(ring: &Keyring) -> KeyList {
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, body = KeyList)))]
 pub async fn keys_list(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<KeyList>, ApiError> {
-    caller.require_admin(&state, "keys").await?;
     Ok(Json(key_list(&state.store.keyring())))
 }
 
@@ -107,9 +106,8 @@ pub async fn keys_list(
 #[utoipa::path(post, path = "/v1/keys/rotate", tag = "keys", responses((status = 200, body = KeyList)))]
 pub async fn keys_rotate(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
 ) -> Result<Json<KeyList>, ApiError> {
-    caller.require_admin(&state, "keys").await?;
     let _guard = state.keys_lock.lock().await;
     let dir = state.config.data_dir.clone();
     let master = state.master_key.clone();
@@ -155,9 +153,8 @@ pub struct Rewrapped {
 #[utoipa::path(post, path = "/v1/keys/rewrap", tag = "keys", responses((status = 200, body = Rewrapped)))]
 pub async fn keys_rewrap(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
 ) -> Result<Json<Rewrapped>, ApiError> {
-    caller.require_admin(&state, "keys").await?;
     let _guard = state.keys_lock.lock().await;
     let kek_id = state.store.keyring().newest().id;
     let rewrapped = state.store.rewrap_all(caller.origin.clone()).await?;

@@ -9,11 +9,12 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::{JsonBody, Path};
+use crate::access::TokenReach;
 use crate::auth::{Caller, Claims, Identity};
 use crate::error::ApiError;
 use crate::scope::{Scope, set_covers};
 use crate::state::AppState;
-use crate::store::RevokeTarget;
+use crate::store::{RevokeTarget, StoreError};
 
 /// Body of `POST /v1/tokens`.
 #[derive(Deserialize, ToSchema)]
@@ -124,6 +125,7 @@ pub async fn mint(
             token,
             scopes: held,
             expires_at,
+            ..
         } => {
             if body.agent_id.as_ref().is_some_and(|a| *a != agent.id) {
                 caller
@@ -223,10 +225,10 @@ pub async fn mint(
 }
 
 async fn escalate(state: &AppState, caller: &Caller, why: &str) -> Result<(), ApiError> {
-    let ns = caller
-        .agent()
-        .map(|a| a.namespace.clone())
-        .unwrap_or_default();
+    let ns = match &caller.identity {
+        Identity::Agent { agent, .. } => agent.namespace.clone(),
+        _ => String::new(),
+    };
     let _ = caller.deny(state, &ns, "tokens", "mint", why).await;
     Err(ApiError::ScopeEscalation(format!(
         "scope escalation: {why}"
@@ -245,6 +247,8 @@ pub struct Revoke {
     pub session_id: Option<String>,
     /// Every token bound to this task.
     pub task_id: Option<String>,
+    /// Why (recorded in the `token.revoked` audit event).
+    pub reason: Option<String>,
 }
 
 /// How many token records were revoked.
@@ -254,7 +258,9 @@ pub struct Revoked {
     pub revoked: u64,
 }
 
-/// Revoke by token, agent, session or task; takes effect on the next request.
+/// Revoke by token, agent, session or task; takes effect on the next request. The admin
+/// revokes any; an agent key its own agent's tokens; a scoped token itself and the tokens
+/// minted from it (by `token_id`). Approvers revoke nothing.
 #[utoipa::path(post, path = "/v1/tokens/revoke", tag = "tokens", request_body = Revoke, responses((status = 200, body = Revoked)))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -277,38 +283,37 @@ pub async fn revoke(
     }
     check_binding("session_id", &body.session_id)?;
     check_binding("task_id", &body.task_id)?;
-    let own = caller.agent().map(|a| a.id.clone());
-    let target = if let Some(t) = body.token_id {
-        if let Some(agent_id) = &own {
-            let mine = state
-                .store
-                .get_token(&t)?
-                .is_some_and(|r| r.agent_id == *agent_id);
-            if !mine {
-                return Err(ApiError::NotFound(format!("no token {t}")));
-            }
-        }
-        RevokeTarget::Token(t)
+    if body
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 500)
+    {
+        return Err(ApiError::BadRequest(
+            "reason is longer than 500 characters".into(),
+        ));
+    }
+    let reach = TokenReach::of(&caller)?;
+    let (target, what) = if let Some(t) = body.token_id {
+        (RevokeTarget::Token(t), "token")
     } else if let Some(a) = body.agent_id {
-        if own.as_ref().is_some_and(|o| *o != a) {
-            caller
-                .deny(
-                    &state,
-                    "",
-                    &a,
-                    "revoke",
-                    "an agent revokes only its own tokens",
-                )
-                .await?;
-        }
-        RevokeTarget::Agent(a)
+        (RevokeTarget::Agent(a), "agent")
     } else if let Some(s) = body.session_id {
-        RevokeTarget::Session(own, s)
+        (RevokeTarget::Session(s), "session")
     } else {
-        RevokeTarget::Task(own, body.task_id.unwrap_or_default())
+        (RevokeTarget::Task(body.task_id.unwrap_or_default()), "task")
     };
-    let revoked = state.store.revoke(target, caller.origin.clone()).await?;
-    Ok(Json(Revoked { revoked }))
+    match state
+        .store
+        .revoke(reach, target, body.reason, caller.origin.clone())
+        .await
+    {
+        Ok(revoked) => Ok(Json(Revoked { revoked })),
+        Err(StoreError::Denied(why)) => {
+            caller.deny(&state, "", what, "revoke", &why).await?;
+            Err(ApiError::AccessDenied(why))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Revoke one token.
@@ -326,6 +331,7 @@ pub async fn revoke_one(
             agent_id: None,
             session_id: None,
             task_id: None,
+            reason: None,
         }),
     )
     .await

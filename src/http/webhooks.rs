@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{JsonBody, Path, Query};
-use crate::auth::Caller;
+use crate::access::Admin;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{DeliveryRecord, WebhookRecord, WebhookStatus};
@@ -109,10 +109,9 @@ fn new_secret() -> Result<(zeroize::Zeroizing<Vec<u8>>, String), ApiError> {
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook, responses((status = 201, body = WebhookView)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     JsonBody(body): JsonBody<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
-    caller.require_admin(&state, "webhooks").await?;
     check(&state, &body.url, &body.events)?;
     if let Some(ns) = &body.namespace {
         crate::paths::validate(ns)?;
@@ -141,9 +140,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", responses((status = 200, body = Vec<WebhookView>)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<WebhookView>>, ApiError> {
-    caller.require_admin(&state, "webhooks").await?;
     let all = state.store.list_webhooks()?;
     Ok(Json(
         all.into_iter()
@@ -163,10 +161,9 @@ fn found(state: &AppState, id: &str) -> Result<WebhookRecord, ApiError> {
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), responses((status = 200, body = WebhookView)))]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    caller.require_admin(&state, "webhooks").await?;
     let w = found(&state, &id)?;
     Ok(Json(view(&state, w, None)?))
 }
@@ -189,11 +186,10 @@ pub struct UpdateWebhook {
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = UpdateWebhook, responses((status = 200, body = WebhookView)))]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateWebhook>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    caller.require_admin(&state, "webhooks").await?;
     let current = found(&state, &id)?;
     check(
         &state,
@@ -240,10 +236,9 @@ pub async fn update(
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), responses((status = 204)))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin(&state, "webhooks").await?;
     state
         .store
         .delete_webhook(id.clone(), caller.origin.clone())
@@ -264,11 +259,10 @@ pub struct Rotate {
 #[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)), request_body = Rotate, responses((status = 200, body = WebhookView)))]
 pub async fn rotate(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<WebhookView>, ApiError> {
-    caller.require_admin(&state, "webhooks").await?;
     let body: Rotate = if body.is_empty() {
         Rotate::default()
     } else {
@@ -298,11 +292,10 @@ pub struct Replay {
 #[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", params(("id" = String, Path)), request_body = Replay, responses((status = 200, body = WebhookView)))]
 pub async fn replay(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Replay>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    caller.require_admin(&state, "webhooks").await?;
     found(&state, &id)?;
     state
         .store
@@ -329,11 +322,10 @@ pub struct DeliveriesQuery {
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path), DeliveriesQuery), responses((status = 200, body = Vec<DeliveryRecord>)))]
 pub async fn deliveries(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Path(id): Path<String>,
     Query(q): Query<DeliveriesQuery>,
 ) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
-    caller.require_admin(&state, "webhooks").await?;
     found(&state, &id)?;
     Ok(Json(state.store.list_deliveries(
         &id,

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::audit_append::audit;
 use super::credentials::{Credential, CredentialKind, insert_credential, revoke_credential};
 use super::tables::{AGENT_NAMES, AGENTS};
+use super::tokens::{Selection, revoke_in};
 use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
 use crate::paths;
 
@@ -145,6 +146,12 @@ impl Store {
                 )?;
             }
             if agent.disabled != old_disabled {
+                if agent.disabled {
+                    // Re-enabling must not bring back what was minted before.
+                    let selection = Selection::Agent(agent.id.clone());
+                    revoke_in(ctx, &selection, Some("agent disabled"), &origin)?;
+                    agent = load_agent(ctx, &agent.id)?;
+                }
                 let event = if agent.disabled {
                     "agent.disabled"
                 } else {
@@ -198,7 +205,11 @@ impl Store {
                     "rotate",
                     json!({"key_id": agent.key_id}),
                 )?;
-                Ok(agent)
+                // A rotation usually answers a leak: what the old key minted (tokens, and
+                // the leases they and the key opened) ends with it.
+                let selection = Selection::Agent(agent.id.clone());
+                revoke_in(ctx, &selection, Some("agent key rotated"), &origin)?;
+                load_agent(ctx, &agent.id)
             })
             .await?;
         Ok((agent, key))

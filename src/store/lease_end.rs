@@ -8,6 +8,7 @@ use super::approvals::{ApprovalRecord, settle};
 use super::leases::{LeaseRecord, apply, get, put, remove_deadline};
 use super::tables::{APPROVALS, DEADLINES, LEASES, OPEN_LEASES};
 use super::{Origin, Store, StoreError, WriteCtx, decode};
+use crate::access::LeaseGate;
 use crate::lease::{ApprovalState, LeaseEvent, LeaseState};
 use crate::notice::{ApprovalChange, Notice};
 
@@ -77,14 +78,19 @@ pub(super) fn revoke_open_leases(
 }
 
 impl Store {
-    /// Revokes one lease (a pending one's approval is cancelled).
+    /// Revokes one lease the gate admits (a pending one's approval is cancelled).
     pub async fn revoke_lease(
         &self,
+        gate: LeaseGate,
         lease_id: String,
         origin: Origin,
     ) -> Result<LeaseRecord, StoreError> {
-        self.write(
-            move |ctx| match revoke_lease_in(ctx, &lease_id, &origin, "revoked")? {
+        self.write(move |ctx| {
+            let lease: LeaseRecord = get(ctx, LEASES, &lease_id, "lease")?;
+            if !gate.admits(&lease) {
+                return Err(StoreError::NotFound(format!("no lease {lease_id}")));
+            }
+            match revoke_lease_in(ctx, &lease_id, &origin, "revoked")? {
                 Some(l) => Ok(l),
                 None => {
                     let l: LeaseRecord = get(ctx, LEASES, &lease_id, "lease")?;
@@ -93,8 +99,8 @@ impl Store {
                         l.state
                     )))
                 }
-            },
-        )
+            }
+        })
         .await
     }
 

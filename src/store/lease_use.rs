@@ -9,6 +9,7 @@ use serde_json::json;
 use super::leases::{LeaseRecord, apply, get, lease_draft, put};
 use super::tables::{LEASES, SECRETS, VERSIONS};
 use super::{Origin, SecretRecord, Store, StoreError, decode, encode};
+use crate::access::LeaseGate;
 use crate::crypto::{self, Binding, SecretValue};
 use crate::lease::{LeaseEvent, LeaseState};
 use crate::scope::Action;
@@ -38,15 +39,16 @@ fn bundle_subset(plain: &[u8], keys: &[String]) -> Result<SecretValue, StoreErro
 }
 
 impl Store {
-    /// Uses one use of an active read lease: returns the value, counts the access, writes
-    /// `secret.read` — all in one transaction, so a single use is given at most once.
+    /// Uses one use of an active read lease the gate admits: returns the value, counts the
+    /// access, writes `secret.read` — all in one transaction, so a single use is given at
+    /// most once.
     pub async fn use_lease(
         &self,
+        gate: LeaseGate,
         lease_id: String,
-        agent_id: String,
         origin: Origin,
     ) -> Result<ReadOutcome, StoreError> {
-        self.use_lease_for(lease_id, agent_id, origin, Action::Read, None)
+        self.use_lease_for(gate, lease_id, origin, Action::Read, None)
             .await
     }
 
@@ -55,8 +57,8 @@ impl Store {
     /// leaves, and the proxy audits `secret.used` with the upstream's answer after.
     pub async fn use_lease_for(
         &self,
+        gate: LeaseGate,
         lease_id: String,
-        agent_id: String,
         origin: Origin,
         action: Action,
         for_path: Option<String>,
@@ -64,7 +66,7 @@ impl Store {
         let keyring = self.keyring();
         self.write(move |ctx| {
             let mut lease: LeaseRecord = get(ctx, LEASES, &lease_id, "lease")?;
-            if lease.agent_id != agent_id {
+            if !gate.admits(&lease) {
                 return Err(StoreError::NotFound(format!("no lease {lease_id}")));
             }
             if for_path.as_ref().is_some_and(|p| *p != lease.path) {

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::approvals::ApprovalRecord;
 use super::tables::{AGENT_LEASES, APPROVALS, DEADLINES, LEASES, OPEN_LEASES};
 use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use crate::access::LeaseGate;
 use crate::audit::Draft;
 use crate::lease::{LeaseEvent, LeaseState, Tally, active_until, transition};
 use crate::notice::{ApprovalChange, Notice};
@@ -29,6 +30,10 @@ pub struct LeaseRecord {
     pub trust_tier: u8,
     /// Requesting token, when a scoped token asked.
     pub token_id: Option<String>,
+    /// The tokens that token was minted from, parent first: they (and the agent key) reach
+    /// the lease too, see `crate::access::LeaseGate`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_lineage: Vec<String>,
     /// That token's expiry: the lease never outlives it.
     pub token_expires_at: Option<i64>,
     /// Full secret path.
@@ -242,15 +247,17 @@ impl Store {
         .await
     }
 
-    /// A lease by id.
-    pub fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StoreError> {
-        self.read_one(LEASES, id)
+    /// A lease by id, when the gate admits it.
+    pub fn lease(&self, gate: &LeaseGate, id: &str) -> Result<Option<LeaseRecord>, StoreError> {
+        Ok(self
+            .read_one::<LeaseRecord>(LEASES, id)?
+            .filter(|l| gate.admits(l)))
     }
 
-    /// Leases of one agent (or all, for None), newest first, optionally in one state.
+    /// The leases the gate admits, newest first, optionally in one state.
     pub fn list_leases(
         &self,
-        agent: Option<&str>,
+        gate: &LeaseGate,
         state: Option<LeaseState>,
         before: Option<&str>,
         limit: usize,
@@ -259,14 +266,14 @@ impl Store {
         let leases = txn.open_table(LEASES)?;
         let mut out = Vec::new();
         let mut keep = |l: LeaseRecord| {
-            if state.is_none_or(|s| s == l.state) {
+            if state.is_none_or(|s| s == l.state) && gate.admits(&l) {
                 out.push(l);
             }
             out.len() >= limit
         };
         // Ids are ULIDs: key order is creation order, so `before` is a keyset cursor.
         let end = before.unwrap_or("\u{10ffff}");
-        match agent {
+        match gate.agent_id() {
             Some(a) => {
                 let idx = txn.open_table(AGENT_LEASES)?;
                 for item in idx.range((a, "")..(a, end))?.rev() {

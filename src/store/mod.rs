@@ -76,6 +76,9 @@ pub enum StoreError {
     /// The request is not valid for the stored state.
     #[error("{0}")]
     Invalid(String),
+    /// The caller's credential does not reach what it asked for.
+    #[error("{0}")]
+    Denied(String),
     /// The writer has stopped (shutting down).
     #[error("the store is shut down")]
     Closed,
@@ -145,7 +148,10 @@ impl Store {
         keyring: Keyring,
         max_batch: usize,
     ) -> Result<(Store, writer::WriterThread), StoreError> {
-        let db = Arc::new(Database::create(dir.join(DB_FILE))?);
+        let path = dir.join(DB_FILE);
+        crate::util::make_private_file(&path)
+            .map_err(|e| StoreError::Db(format!("{}: {e}", path.display())))?;
+        let db = Arc::new(Database::create(&path)?);
         tables::ensure(&db)?;
         let hooks = writer::Hooks {
             notices: Notices::new(4096),

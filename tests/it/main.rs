@@ -5,6 +5,7 @@
 
 mod common;
 
+mod access;
 mod agents_tokens;
 mod audit;
 mod binary;
@@ -26,6 +27,7 @@ mod leases_approvals;
 mod openapi;
 mod proxy;
 mod receiver;
+mod refusals;
 mod secrets;
 mod storage;
 mod webhook_delivery;
