@@ -102,7 +102,7 @@ pub async fn run(
     let proxy = proxy::Registry::new(files, store.list_services()?);
     let config = Arc::new(config);
     let jobs = jobs::Jobs::new(store.clone(), config.clone());
-    let state = AppState {
+    let state = AppState::new(state::Shared {
         jobs: jobs.clone(),
         proxy,
         channels,
@@ -111,7 +111,7 @@ pub async fn run(
         config,
         master_key: Arc::new(master),
         keys_lock: Arc::new(tokio::sync::Mutex::new(())),
-    };
+    });
     let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx.clone()));
     tokio::spawn(jobs.run(stop_rx.clone()));
     tokio::spawn(announce::run(state.clone(), stop_rx.clone()));
