@@ -72,7 +72,7 @@ pub async fn call(
         .map_err(|e| ApiError::AccessDenied(format!("upstream refused: {e}")))?;
     let prepared = build(base, ep, &body.params).map_err(ApiError::BadRequest)?;
     let client = (entry.client.as_ref()).map_err(|e| ApiError::Internal(e.clone()))?;
-    let value = match state
+    let (value, kind) = match state
         .store
         .use_lease_for(
             gate,
@@ -83,7 +83,7 @@ pub async fn call(
         )
         .await?
     {
-        ReadOutcome::Value(v, _, _) => v,
+        ReadOutcome::Value(v, _, kind) => (v, kind),
         ReadOutcome::Expired(why) => return Err(ApiError::Expired(why)),
         ReadOutcome::AccessLimit => {
             return Err(ApiError::Expired(
@@ -114,7 +114,7 @@ pub async fn call(
                 "upstream_status": null, "latency_ms": 0, "error": "the agent went away before the upstream answered"}),
         }),
     };
-    let result = send(client, svc, prepared, &secret).await;
+    let result = send(client, svc, prepared, &secret, &kind).await;
     record.answered(&result);
     result.map(Json).map_err(ApiError::BadGateway)
 }

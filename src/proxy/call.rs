@@ -1,6 +1,6 @@
 //! One proxied call: the upstream URL is built from the endpoint's path template with every
 //! parameter percent-encoded as a single segment (a parameter can never change the path's
-//! structure or the host), the credential is injected, no redirect to another host is
+//! structure or the host), the credential is injected, no redirect out of the service's origin is
 //! followed, the answer is size-limited, hop-by-hop and auth headers are dropped, and any echo
 //! of the credential is replaced by `[redacted]`.
 
@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
+use super::redact::Redactor;
 use super::service::{Endpoint, Inject, Service};
 
 /// A request ready to send (without the credential).
@@ -140,44 +141,45 @@ pub struct Answer {
     pub latency_ms: u64,
 }
 
-/// Every form the credential could be echoed in.
-fn echoes(secret: &str, inject: &Inject) -> Vec<String> {
-    let mut v = vec![secret.to_string()];
-    let enc = encode_segment(secret);
-    if enc != secret {
-        v.push(enc);
-    }
+/// The redactor for a call: the secret, the basic-auth pair built from it, and each entry of
+/// an env_bundle (injected as the JSON of its entries, so each value can be echoed alone).
+fn redactor(secret: &str, inject: &Inject, kind: &str) -> Redactor {
+    let mut forms: Vec<zeroize::Zeroizing<String>> = vec![secret.to_string().into()];
     if let Inject::Basic { username } = inject {
-        let pair = if username.is_empty() {
-            format!("{secret}:")
+        forms.push(if username.is_empty() {
+            format!("{secret}:").into()
         } else {
-            format!("{username}:{secret}")
-        };
-        v.push(STANDARD.encode(pair));
+            format!("{username}:{secret}").into()
+        });
     }
-    v.retain(|s| s.len() >= 4);
-    v
+    if kind == "env_bundle"
+        && let Ok(Value::Object(entries)) = serde_json::from_str::<Value>(secret)
+    {
+        for v in entries.values() {
+            if let Value::String(s) = v {
+                forms.push(s.clone().into());
+            }
+        }
+    }
+    Redactor::new(forms.iter().map(|f| f.as_str()))
 }
 
-fn redact(text: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .fold(text.to_string(), |t, s| t.replace(s.as_str(), "[redacted]"))
-}
-
-/// Sends the request with the credential injected; `client` follows no cross-host redirect.
+/// Sends the request with the credential injected; `client` follows no cross-origin redirect.
 pub async fn send(
     client: &reqwest::Client,
     svc: &Service,
     prepared: Prepared,
     secret: &str,
+    kind: &str,
 ) -> Result<Answer, String> {
     let mut url = prepared.url;
     if let Inject::Query { name } = &svc.inject {
         url.query_pairs_mut().append_pair(name, secret);
     }
+    // Compressed answers could not be checked for the credential: ask for none.
     let mut req = client
         .request(prepared.method, url)
+        .header(reqwest::header::ACCEPT_ENCODING, "identity")
         .timeout(Duration::from_secs(svc.timeout_seconds));
     req = match &svc.inject {
         Inject::Header { name, template } => {
@@ -204,16 +206,22 @@ pub async fn send(
         format!("the upstream call {kind}")
     })?;
     let status = resp.status().as_u16();
-    let forms = echoes(secret, &svc.inject);
+    let redactor = redactor(secret, &svc.inject, kind);
     let mut headers = Map::new();
     for (k, v) in resp.headers() {
         if DROPPED.contains(&k.as_str()) {
             continue;
         }
-        if let Ok(v) = v.to_str() {
-            headers.insert(k.as_str().to_string(), Value::String(redact(v, &forms)));
+        if let Ok(v) = String::from_utf8(redactor.bytes(v.as_bytes(), false)) {
+            headers.insert(redactor.text(k.as_str()), Value::String(v));
         }
     }
+    let encoded = resp
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.eq_ignore_ascii_case("identity"))
+        .map(str::to_string);
     let mut body = Vec::new();
     let mut truncated = false;
     while let Some(chunk) = resp
@@ -229,12 +237,18 @@ pub async fn send(
         body.extend_from_slice(&chunk);
     }
     let latency_ms = start.elapsed().as_millis() as u64;
-    let body = match String::from_utf8(body) {
-        Ok(text) => {
-            let text = redact(&text, &forms);
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        }
-        Err(e) => json!({"base64": STANDARD.encode(e.as_bytes())}),
+    // The raw bytes first (what a non-UTF-8 answer is base64-encoded from), then each decoded
+    // JSON string.
+    let body = redactor.bytes(&body, truncated);
+    let body = match (encoded, String::from_utf8(body)) {
+        (Some(encoding), _) => json!({"withheld": format!(
+            "the upstream answered with Content-Encoding {encoding}, which the proxy cannot check for the credential"
+        )}),
+        (None, Ok(text)) => match serde_json::from_str(&text) {
+            Ok(v) => redactor.json(v),
+            Err(_) => Value::String(text),
+        },
+        (None, Err(e)) => json!({"base64": STANDARD.encode(e.as_bytes())}),
     };
     Ok(Answer {
         status,
@@ -245,21 +259,26 @@ pub async fn send(
     })
 }
 
+/// Scheme, host and port: what a redirect must keep to be followed.
+fn origin(url: &reqwest::Url) -> (String, Option<String>, Option<u16>) {
+    (
+        url.scheme().to_string(),
+        url.host_str().map(str::to_ascii_lowercase),
+        url.port_or_known_default(),
+    )
+}
+
 /// A client for one service: the destination policy is enforced at DNS time, and redirects are
-/// followed only on the service's own host (at most 5).
+/// followed only within the service's own origin, scheme + host + port (at most 5).
 pub fn client(svc: &Service) -> Result<reqwest::Client, String> {
-    let host = reqwest::Url::parse(&svc.base_url)
-        .map_err(|e| e.to_string())?
-        .host_str()
-        .unwrap_or_default()
-        .to_string();
+    let home = origin(&reqwest::Url::parse(&svc.base_url).map_err(|e| e.to_string())?);
     let policy = webhooks::deliver::Destinations {
         allow_loopback: svc.allow_private,
         allow_private: svc.allow_private,
     };
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() < 5 && attempt.url().host_str() == Some(host.as_str()) {
+            if attempt.previous().len() < 5 && origin(attempt.url()) == home {
                 attempt.follow()
             } else {
                 attempt.stop()
@@ -361,17 +380,41 @@ mod tests {
     }
 
     #[test]
-    fn echoes_are_redacted() {
-        let forms = echoes(
+    fn basic_pairs_and_bundle_entries_are_redacted() {
+        let r = redactor(
             "sk_live_abc",
             &Inject::Basic {
                 username: String::new(),
             },
+            "token",
         );
         let text = format!(
             "key sk_live_abc and basic {}",
             STANDARD.encode("sk_live_abc:")
         );
-        assert_eq!(redact(&text, &forms), "key [redacted] and basic [redacted]");
+        assert_eq!(r.text(&text), "key [redacted] and basic [redacted]");
+        let bundle = r#"{"A":"first-value-1","B":"second-value-2"}"#;
+        let r = redactor(bundle, &Inject::Query { name: "k".into() }, "env_bundle");
+        assert_eq!(
+            r.text("a=first-value-1&b=second-value-2"),
+            "a=[redacted]&b=[redacted]"
+        );
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert_eq!(
+            origin(&u("https://API.x.com/a")),
+            origin(&u("https://api.x.com:443/b"))
+        );
+        assert_ne!(
+            origin(&u("https://api.x.com/a")),
+            origin(&u("https://api.x.com:8443/a"))
+        );
+        assert_ne!(
+            origin(&u("https://api.x.com/a")),
+            origin(&u("http://api.x.com/a"))
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! API) with one HTTP client each, and the call path `POST /v1/proxy/{service}/{endpoint}`.
 
 pub mod call;
+pub mod redact;
 pub mod service;
 
 use std::collections::BTreeMap;

@@ -26,6 +26,7 @@ mod leases;
 mod leases_approvals;
 mod openapi;
 mod proxy;
+mod proxy_leaks;
 mod receiver;
 mod refusals;
 mod secrets;
