@@ -81,6 +81,27 @@ pub fn open_store(
     Ok((store, writer, master))
 }
 
+/// A data directory opened for serving: the keyring unsealed, the database opened (and locked
+/// against a second daemon), nothing bound yet. `serve` opens before it binds, so a wrong
+/// master key or a busy data directory is refused before the port is taken.
+pub struct Opened {
+    config: Config,
+    store: Store,
+    writer: store::writer::WriterThread,
+    master: zeroize::Zeroizing<[u8; 32]>,
+}
+
+/// Opens the data directory of `config` (see [`Opened`]).
+pub fn open(config: Config) -> anyhow::Result<Opened> {
+    let (store, writer, master) = open_store(&config)?;
+    Ok(Opened {
+        config,
+        store,
+        writer,
+        master,
+    })
+}
+
 /// Runs the daemon on `listener` until `shutdown` completes; in-flight requests finish and
 /// every accepted write is committed before it returns.
 pub async fn run(
@@ -88,87 +109,104 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (store, writer, master) = open_store(&config)?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let channels = channels::Hub::start(&config, &store, stop_rx.clone())?;
-    let webhooks = subscriptions::Manager::new(store.clone(), &config.webhooks)?;
-    webhooks.start_all()?;
-    let files = if config.services_dir.is_empty() {
-        Vec::new()
-    } else {
-        proxy::service::load_dir(std::path::Path::new(&config.services_dir))
-            .map_err(anyhow::Error::msg)?
-    };
-    let proxy = proxy::Registry::new(files, store.list_services()?);
-    let config = Arc::new(config);
-    let jobs = jobs::Jobs::new(store.clone(), config.clone());
-    let state = AppState::new(state::Shared {
-        jobs: jobs.clone(),
-        proxy,
-        channels,
-        webhooks: webhooks.clone(),
-        store,
-        config,
-        master_key: Arc::new(master),
-        keys_lock: Arc::new(tokio::sync::Mutex::new(())),
-    });
-    let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx.clone()));
-    tokio::spawn(jobs.run(stop_rx.clone()));
-    tokio::spawn(announce::run(state.clone(), stop_rx.clone()));
-    if state.channels.any() {
-        let hub = state.channels.clone();
-        tokio::spawn(async move { hub.check().await });
-    }
-    if state.channels.telegram.is_some() {
-        let tg = &state.config.channels.telegram;
-        if tg.mode == "polling" {
-            tokio::spawn(channels::telegram::poll(state.clone(), stop_rx.clone()));
-        } else if let Some(bot) = state.channels.telegram.clone() {
-            let (url, secret) = (tg.webhook_url.clone(), tg.webhook_secret.0.clone());
-            let status = state.channels.status.clone();
-            tokio::spawn(async move {
-                // Retried with backoff while Telegram is unreachable; the outcome shows in /readyz.
-                for attempt in 0u32..12 {
-                    match bot.set_webhook(&url, &secret).await {
-                        Ok(()) => {
-                            status.set("telegram-webhook", "ok".into());
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "setWebhook failed");
-                            status.set("telegram-webhook", e.to_string());
-                            if !e.is_retryable() {
+    open(config)?.serve(listener, shutdown).await
+}
+
+impl Opened {
+    /// Serves on `listener` until `shutdown` completes (see [`run`]).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Opened {
+            config,
+            store,
+            writer,
+            master,
+        } = self;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let channels = channels::Hub::start(&config, &store, stop_rx.clone())?;
+        let webhooks = subscriptions::Manager::new(store.clone(), &config.webhooks)?;
+        webhooks.start_all()?;
+        let files = if config.services_dir.is_empty() {
+            Vec::new()
+        } else {
+            proxy::service::load_dir(std::path::Path::new(&config.services_dir))
+                .map_err(anyhow::Error::msg)?
+        };
+        let proxy = proxy::Registry::new(files, store.list_services()?);
+        let config = Arc::new(config);
+        let jobs = jobs::Jobs::new(store.clone(), config.clone());
+        let state = AppState::new(state::Shared {
+            jobs: jobs.clone(),
+            proxy,
+            channels,
+            webhooks: webhooks.clone(),
+            store,
+            config,
+            master_key: Arc::new(master),
+            keys_lock: Arc::new(tokio::sync::Mutex::new(())),
+        });
+        let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx.clone()));
+        tokio::spawn(jobs.run(stop_rx.clone()));
+        tokio::spawn(announce::run(state.clone(), stop_rx.clone()));
+        if state.channels.any() {
+            let hub = state.channels.clone();
+            tokio::spawn(async move { hub.check().await });
+        }
+        if state.channels.telegram.is_some() {
+            let tg = &state.config.channels.telegram;
+            if tg.mode == "polling" {
+                tokio::spawn(channels::telegram::poll(state.clone(), stop_rx.clone()));
+            } else if let Some(bot) = state.channels.telegram.clone() {
+                let (url, secret) = (tg.webhook_url.clone(), tg.webhook_secret.0.clone());
+                let status = state.channels.status.clone();
+                tokio::spawn(async move {
+                    // Retried with backoff while Telegram is unreachable; the outcome shows in /readyz.
+                    for attempt in 0u32..12 {
+                        match bot.set_webhook(&url, &secret).await {
+                            Ok(()) => {
+                                status.set("telegram-webhook", "ok".into());
                                 return;
                             }
+                            Err(e) => {
+                                tracing::error!(error = %e, "setWebhook failed");
+                                status.set("telegram-webhook", e.to_string());
+                                if !e.is_retryable() {
+                                    return;
+                                }
+                            }
                         }
+                        tokio::time::sleep(std::time::Duration::from_secs(1 << attempt.min(6)))
+                            .await;
                     }
-                    tokio::time::sleep(std::time::Duration::from_secs(1 << attempt.min(6))).await;
-                }
-            });
+                });
+            }
         }
-    }
-    let app = http::router(state);
-    tracing::info!(addr = %listener.local_addr()?, "latchkey is listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the HTTP server failed")?;
-    tracing::debug!("HTTP server stopped; stopping the background tasks");
-    let _ = stop_tx.send(true);
-    let _ = worker.await;
-    webhooks.shutdown().await;
-    drop(webhooks);
-    // The router and the worker (and with them every store handle) are gone: the writer
-    // drains and stops.
-    tracing::debug!("background tasks stopped; waiting for the writer to drain");
-    tokio::task::spawn_blocking(move || writer.join())
+        let app = http::router(state);
+        tracing::info!(addr = %listener.local_addr()?, "latchkey is listening");
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
         .await
-        .ok();
-    tracing::info!("latchkey stopped");
-    Ok(())
+        .context("the HTTP server failed")?;
+        tracing::debug!("HTTP server stopped; stopping the background tasks");
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
+        webhooks.shutdown().await;
+        drop(webhooks);
+        // The router and the worker (and with them every store handle) are gone: the writer
+        // drains and stops.
+        tracing::debug!("background tasks stopped; waiting for the writer to drain");
+        tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .ok();
+        tracing::info!("latchkey stopped");
+        Ok(())
+    }
 }
 
 /// A future that completes on SIGINT or SIGTERM. The handlers are installed when this is

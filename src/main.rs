@@ -109,9 +109,9 @@ async fn serve(
         cfg.listen = "127.0.0.1:8200".into();
     }
     init_tracing(&cfg);
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    // Everything that can be refused is checked before the port is taken: the config (above),
+    // the data directory, the master key, the database's lock.
+    let mut token = None;
     if dev {
         if !latchkey::init::is_initialised(&cfg.data_dir) {
             latchkey::init::create_keyring(&cfg.data_dir)?;
@@ -121,7 +121,14 @@ async fn serve(
                 cfg.data_dir.display()
             );
         }
-        let token = latchkey::init::mint_admin_token(&cfg, "serve --dev").await?;
+        token = Some(latchkey::init::mint_admin_token(&cfg, "serve --dev").await?);
+    }
+    let listen = cfg.listen.clone();
+    let opened = latchkey::open(cfg)?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    if let Some(token) = token {
         let addr = format!("http://{}", listener.local_addr()?);
         println!("export LATCHKEY_ADDR={addr}");
         println!("export LATCHKEY_TOKEN={token}");
@@ -129,7 +136,7 @@ async fn serve(
             "# try: curl -s -H \"Authorization: Bearer $LATCHKEY_TOKEN\" $LATCHKEY_ADDR/v1/secrets"
         );
     }
-    latchkey::run(cfg, listener, shutdown).await
+    opened.serve(listener, shutdown).await
 }
 
 #[tokio::main]

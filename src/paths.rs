@@ -40,7 +40,9 @@ pub fn validate(path: &str) -> Result<(), ApiError> {
             if c.is_control() {
                 return bad("path contains a control character");
             }
-            return bad(&format!("path contains the character {c:?}"));
+            return bad(&format!(
+                "path contains the character {c:?} (allowed: letters, digits and . _ - @ + = : between the /)"
+            ));
         }
     }
     if depth > MAX_DEPTH {
@@ -119,6 +121,11 @@ mod tests {
         ] {
             assert!(validate(p).is_err(), "{p:?} should be refused");
         }
+        let why = validate("a/b c").unwrap_err().to_string();
+        assert!(
+            why.contains("' '") && why.contains("allowed: letters, digits"),
+            "{why}"
+        );
     }
 
     #[test]

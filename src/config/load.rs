@@ -33,25 +33,56 @@ impl Config {
         };
         let mut table =
             toml::Table::try_from(&base).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        apply_env(&mut table, "LATCHKEY", &env)?;
+        let mut applied = Vec::new();
+        apply_env(&mut table, "LATCHKEY", "", &env, &mut applied)?;
         let cfg: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
-        cfg.validate()?;
+        cfg.validate()
+            .map_err(|e| name_the_variables(e, &applied))?;
         Ok(cfg)
     }
 }
 
-/// Overrides each leaf of `table` from `PREFIX_KEY` variables, parsed as the leaf's type.
+/// A refused value that came from the environment names its variable: `listen = "x" is not
+/// an address (set by LATCHKEY_LISTEN)`.
+fn name_the_variables(e: ConfigError, applied: &[(String, String)]) -> ConfigError {
+    let ConfigError::Invalid(message) = e else {
+        return e;
+    };
+    let vars: Vec<&str> = applied
+        .iter()
+        .filter(|(key, _)| {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            message.contains(key.as_str()) || message.contains(leaf)
+        })
+        .map(|(_, var)| var.as_str())
+        .collect();
+    if vars.is_empty() {
+        ConfigError::Invalid(message)
+    } else {
+        ConfigError::Invalid(format!("{message} (set by {})", vars.join(", ")))
+    }
+}
+
+/// Overrides each leaf of `table` from `PREFIX_KEY` variables, parsed as the leaf's type;
+/// records each (dotted key, variable) it applied.
 fn apply_env(
     table: &mut toml::Table,
     prefix: &str,
+    path: &str,
     env: &impl Fn(&str) -> Option<String>,
+    applied: &mut Vec<(String, String)>,
 ) -> Result<(), ConfigError> {
     for (key, value) in table.iter_mut() {
         let var = format!("{prefix}_{}", key.to_uppercase());
+        let dotted = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
         if let toml::Value::Table(inner) = value {
-            apply_env(inner, &var, env)?;
+            apply_env(inner, &var, &dotted, env, applied)?;
             continue;
         }
         let from_file = match (&value, env(&format!("{var}_FILE"))) {
@@ -68,6 +99,7 @@ fn apply_env(
         let Some(raw) = env(&var).or(from_file) else {
             continue;
         };
+        applied.push((dotted, var.clone()));
         let err = |message: String| ConfigError::Env {
             var: var.clone(),
             message,
@@ -144,6 +176,20 @@ mod tests {
         let msg = Config::load_with_env(None, env).unwrap_err().to_string();
         assert!(msg.contains("LATCHKEY_HTTP_MAX_BODY_BYTES"), "{msg}");
         let env = |k: &str| (k == "LATCHKEY_LISTEN").then(|| "nowhere".to_string());
-        assert!(Config::load_with_env(None, env).is_err());
+        let msg = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(msg.contains("set by LATCHKEY_LISTEN"), "{msg}");
+        let env = |k: &str| (k == "LATCHKEY_STORE_MAX_BATCH").then(|| "0".to_string());
+        let msg = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(msg.contains("set by LATCHKEY_STORE_MAX_BATCH"), "{msg}");
+        let missing = std::path::Path::new("/nonexistent/latchkey.toml");
+        let msg = format!(
+            "{:#}",
+            anyhow::Error::from(Config::load_with_env(Some(missing), |_| None).unwrap_err())
+        );
+        assert_eq!(
+            msg.matches("No such file").count(),
+            1,
+            "the cause is said once: {msg}"
+        );
     }
 }

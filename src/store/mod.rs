@@ -151,7 +151,13 @@ impl Store {
         let path = dir.join(DB_FILE);
         crate::util::make_private_file(&path)
             .map_err(|e| StoreError::Db(format!("{}: {e}", path.display())))?;
-        let db = Arc::new(Database::create(&path)?);
+        let db = Arc::new(Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Db(format!(
+                "another latchkey is using {}; stop it or use another --data-dir",
+                dir.display()
+            )),
+            e => e.into(),
+        })?);
         tables::ensure(&db)?;
         let hooks = writer::Hooks {
             notices: Notices::new(4096),

@@ -232,11 +232,15 @@ fn sigterm_during_start_up_is_a_graceful_stop() {
 
 #[test]
 fn bad_config_is_refused_with_file_line_and_field() {
+    // Every refusal comes before the port is taken: the address given is already in use, so
+    // a daemon that bound first would say "cannot listen" instead.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
     std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n[tokens]\nmax_ttl = 5\n").unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--config"])
+        .args(["serve", "--listen", &busy, "--config"])
         .arg(&cfg)
         .output()
         .unwrap();
@@ -247,7 +251,7 @@ fn bad_config_is_refused_with_file_line_and_field() {
         "{err}"
     );
     let out = Command::new(BIN)
-        .args(["serve", "--data-dir"])
+        .args(["serve", "--listen", &busy, "--data-dir"])
         .arg(dir.path().join("none"))
         .env("LATCHKEY_TOKENS_MAX_TTL_SECONDS", "soon")
         .output()
@@ -258,13 +262,37 @@ fn bad_config_is_refused_with_file_line_and_field() {
         "{err}"
     );
     let out = Command::new(BIN)
-        .args(["serve", "--data-dir"])
+        .args(["serve", "--listen", &busy, "--data-dir"])
         .arg(dir.path().join("none"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("latchkey init"),
+        !out.status.success() && err.contains("latchkey init") && !err.contains("cannot listen"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_data_dir_is_refused_before_it_binds() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (first, _, _) = serve_dev(cwd.path());
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &busy, "--data-dir", "latchkey-data"])
+        .current_dir(cwd.path())
+        .env_remove("LATCHKEY_MASTER_KEY")
+        .env_remove("LATCHKEY_DATA_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("another latchkey is using") && err.contains("--data-dir"),
+        "{err}"
+    );
+    assert!(!err.contains("cannot listen"), "{err}");
+    let (clean, _) = sigterm_and_wait(first);
+    assert!(clean);
 }
