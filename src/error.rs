@@ -90,6 +90,10 @@ pub enum ApiError {
     /// The store is shutting down or unavailable.
     #[error("service unavailable")]
     Unavailable,
+    /// The daemon is stopping: ask again after `Retry-After` seconds (a restarted daemon has
+    /// the same state).
+    #[error("the daemon is shutting down; ask again in a few seconds")]
+    ShuttingDown,
     /// Anything else: logged, answered generically.
     #[error("internal error")]
     Internal(String),
@@ -140,6 +144,7 @@ impl ApiError {
             Other { status, .. } if status.is_server_error() => (*status, "internal"),
             Other { status, .. } => (*status, "bad_request"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -188,7 +193,14 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::ShuttingDown) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        response
     }
 }
 

@@ -46,7 +46,7 @@ pub mod store;
 pub mod subscriptions;
 pub mod util;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -80,6 +80,10 @@ pub fn open_store(
         .with_context(|| format!("cannot open the database in {}", dir.display()))?;
     Ok((store, writer, master))
 }
+
+/// How long a stopping daemon gives the requests in flight (long-polls answer at once) and
+/// its background tasks; committed writes are durable whatever is cut off after it.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A data directory opened for serving: the keyring unsealed, the database opened (and locked
 /// against a second daemon), nothing bound yet. `serve` opens before it binds, so a wrong
@@ -126,6 +130,7 @@ impl Opened {
             master,
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
         let channels = channels::Hub::start(&config, &store, stop_rx.clone())?;
         let webhooks = subscriptions::Manager::new(store.clone(), &config.webhooks)?;
         webhooks.start_all()?;
@@ -147,6 +152,7 @@ impl Opened {
             config,
             master_key: Arc::new(master),
             keys_lock: Arc::new(tokio::sync::Mutex::new(())),
+            stopping: stopping.clone(),
         });
         let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx.clone()));
         tokio::spawn(jobs.run(stop_rx.clone()));
@@ -186,24 +192,57 @@ impl Opened {
         }
         let app = http::router(state);
         tracing::info!(addr = %listener.local_addr()?, "latchkey is listening");
-        axum::serve(
+        let server = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed")?;
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Long-polls answer at once; requests in flight get until the deadline.
+            let _ = stopping_tx.send(true);
+        })
+        .into_future();
+        tokio::pin!(server);
+        let served = tokio::select! {
+            served = &mut server => Some(served),
+            _ = stopping.wait_for(|s| *s) => None,
+        };
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        let served = match served {
+            Some(served) => served,
+            None => match tokio::time::timeout_at(deadline, &mut server).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::warn!(
+                        "requests still running {} s after the stop was asked were cut off",
+                        STOP_GRACE.as_secs()
+                    );
+                    Ok(())
+                }
+            },
+        };
+        served.context("the HTTP server failed")?;
         tracing::debug!("HTTP server stopped; stopping the background tasks");
         let _ = stop_tx.send(true);
-        let _ = worker.await;
-        webhooks.shutdown().await;
+        let background = async {
+            let _ = worker.await;
+            webhooks.shutdown().await;
+        };
+        if tokio::time::timeout_at(deadline, background).await.is_err() {
+            tracing::warn!("background tasks still busy at the stop deadline were cut off");
+        }
         drop(webhooks);
         // The router and the worker (and with them every store handle) are gone: the writer
-        // drains and stops.
+        // drains what it was given and stops. A request cut off above may still hold a handle:
+        // its writes are committed or not, never half, and it was never answered.
         tracing::debug!("background tasks stopped; waiting for the writer to drain");
-        tokio::task::spawn_blocking(move || writer.join())
+        let drained = tokio::task::spawn_blocking(move || writer.join());
+        if tokio::time::timeout_at(deadline + STOP_GRACE, drained)
             .await
-            .ok();
+            .is_err()
+        {
+            tracing::warn!("the writer was still busy at the stop deadline");
+        }
         tracing::info!("latchkey stopped");
         Ok(())
     }
@@ -214,21 +253,31 @@ impl Opened {
 /// still starting stops it gracefully instead of killing it. Needs a running tokio runtime.
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{Signal, SignalKind, signal};
-    async fn received(s: std::io::Result<Signal>) {
+    async fn one(s: &mut Option<Signal>) {
         match s {
-            Ok(mut s) => {
+            Some(s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     }
-    let term = signal(SignalKind::terminate());
-    let interrupt = signal(SignalKind::interrupt());
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
     async move {
         tokio::select! {
-            _ = received(term) => {},
-            _ = received(interrupt) => {},
+            _ = one(&mut term) => {},
+            _ = one(&mut interrupt) => {},
         }
-        tracing::info!("shutdown requested");
+        tracing::info!("shutdown requested (a second signal exits at once)");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = one(&mut term) => {},
+                _ = one(&mut interrupt) => {},
+            }
+            // Committed writes are durable (redb commits are atomic): only unanswered requests
+            // are lost.
+            eprintln!("latchkey: second signal: exiting now");
+            std::process::exit(130);
+        });
     }
 }

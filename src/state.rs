@@ -42,4 +42,6 @@ pub struct Shared {
     pub webhooks: crate::subscriptions::Manager,
     /// Serialises keyring changes.
     pub keys_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Becomes true when the daemon starts to stop: long-polls answer at once.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -234,14 +234,12 @@ impl Manager {
     /// Stops every worker, letting each finish the attempt in flight and save its progress.
     pub async fn shutdown(&self) {
         let all: Vec<_> = self.lock().drain().collect();
-        for (_, (stop, handle)) in all {
+        // Every worker is told first, then awaited: they stop together (the caller bounds it).
+        for (_, (stop, _)) in &all {
             let _ = stop.send(true);
-            if tokio::time::timeout(Duration::from_secs(15), handle)
-                .await
-                .is_err()
-            {
-                tracing::warn!("a webhook worker did not stop in time");
-            }
+        }
+        for (_, (_, handle)) in all {
+            let _ = handle.await;
         }
     }
 }

@@ -18,6 +18,7 @@ pub async fn wait(opts: &GlobalOpts, mut lease: Value, timeout: u64) -> anyhow::
     let deadline = start + Duration::from_secs(timeout);
     let approval = text(&lease["approval"], "id");
     let mut spinner = Spinner::new(start, &approval);
+    let mut told = false;
     while state(&lease) == "pending" {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -25,10 +26,26 @@ pub async fn wait(opts: &GlobalOpts, mut lease: Value, timeout: u64) -> anyhow::
         }
         let wait = left.as_secs().clamp(1, 55).to_string();
         let asked = Instant::now();
-        match spinner.around(client.get(&url, &[("wait", wait)])).await {
+        match spinner
+            .around(client.get(&url, &[("wait", wait), ("seen", "pending".into())]))
+            .await
+        {
             Ok(l) => lease = l,
             // The daemon's request timeout may cut a long poll short: ask again.
             Err(e) if http_error(&e).is_some_and(|h| h.status == 408) => {}
+            // The daemon is stopping (503) or gone (no HTTP answer): the lease lives in its
+            // store, so wait for it (or another daemon at the address) to answer again.
+            Err(e) if http_error(&e).is_none_or(|h| h.status == 503) => {
+                if !told {
+                    spinner.clear();
+                    let id = text(&lease, "id");
+                    eprintln!(
+                        "latchkey: the daemon stopped answering; lease {id} is still pending. \
+                         Waiting for it to come back (or resume later with `latchkey lease show {id} --wait 60`)"
+                    );
+                    told = true;
+                }
+            }
             Err(e) => {
                 spinner.clear();
                 return Err(e);

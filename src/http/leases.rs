@@ -84,6 +84,10 @@ pub fn view(state: &AppState, lease: LeaseRecord) -> Result<LeaseView, ApiError>
 pub struct ShowQuery {
     /// Hold the request up to this many seconds (≤ 60) until the state changes.
     pub wait: Option<u64>,
+    /// The state the caller last saw (with `wait`): if the lease is no longer in it, answer at
+    /// once, so a change between two polls (or while the daemon restarted) is never waited
+    /// through.
+    pub seen: Option<LeaseState>,
 }
 
 fn reached(gate: &LeaseGate, state: &AppState, id: &str) -> Result<LeaseRecord, ApiError> {
@@ -118,10 +122,20 @@ pub async fn show(
     if wait == 0 {
         return Ok(Json(view(&state, lease)?));
     }
-    let start = lease.state;
+    let start = q.seen.unwrap_or(lease.state);
+    if lease.state != start {
+        return Ok(Json(view(&state, lease)?));
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    // A daemon that is stopping answers every waiting long-poll at once (503 shutting_down,
+    // Retry-After): the caller asks again, of this daemon restarted or of another.
+    let mut stopping = state.stopping.clone();
     loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, rx.recv()) => next,
+            _ = stopping.wait_for(|s| *s) => return Err(ApiError::ShuttingDown),
+        };
+        match next {
             Err(_) => break,
             Ok(Ok(Notice::Lease {
                 id: changed,

@@ -9,6 +9,7 @@ mod access;
 mod agents_tokens;
 mod audit;
 mod binary;
+mod binary_stop;
 mod channel_approvers;
 mod channel_world;
 mod channels_delivery;
