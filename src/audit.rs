@@ -17,23 +17,30 @@ pub struct Actor {
     /// The admin token id, agent id or token id.
     #[serde(rename = "actor_id")]
     pub id: String,
+    /// The agent whose credential acted (its key or one of its scoped tokens), so consumers
+    /// attribute events without parsing `actor_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 impl Actor {
+    /// An actor that is not an agent's credential.
+    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Actor {
+        Actor {
+            kind: kind.into(),
+            id: id.into(),
+            agent_id: None,
+        }
+    }
+
     /// The daemon itself (jobs, start-up).
     pub fn system() -> Actor {
-        Actor {
-            kind: "system".into(),
-            id: "latchkey".into(),
-        }
+        Actor::new("system", "latchkey")
     }
 
     /// Someone who did not authenticate.
     pub fn anonymous() -> Actor {
-        Actor {
-            kind: "anonymous".into(),
-            id: String::new(),
-        }
+        Actor::new("anonymous", "")
     }
 }
 
@@ -132,9 +139,13 @@ impl Event {
             &self.outcome,
             self.ip.as_deref().unwrap_or("-"),
         ];
+        // The agent id joined the event later: hashed only when present, so the events
+        // written before it verify unchanged.
+        let agent = self.actor.agent_id.as_ref().map(|a| format!("agent:{a}"));
         for f in fields
             .iter()
             .chain([&details.as_str(), &self.prev_hash.as_str()])
+            .chain(agent.as_ref().map(|a| a.as_str()).as_ref())
         {
             h.update((f.len() as u64).to_be_bytes());
             h.update(f.as_bytes());
@@ -205,6 +216,25 @@ pub fn type_matches(pattern: &str, event: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agent_id_is_chained_when_present_and_old_events_verify_unchanged() {
+        let e = Event::from_draft(draft(1), 1, GENESIS.into(), "2026-01-01T00:00:00Z".into());
+        // An event stored before agent_id existed has no such field; it reads as None and
+        // hashes as it did.
+        let mut old = serde_json::to_value(&e).unwrap();
+        assert!(old.get("agent_id").is_none());
+        old.as_object_mut().unwrap().remove("agent_id");
+        let back: Event = serde_json::from_value(old).unwrap();
+        assert_eq!(back.compute_hash(), e.hash);
+        let mut by_agent = e.clone();
+        by_agent.actor.agent_id = Some("01agent".into());
+        assert_ne!(
+            by_agent.compute_hash(),
+            e.hash,
+            "agent_id is covered by the hash"
+        );
+    }
 
     fn draft(n: u32) -> Draft {
         Draft {

@@ -139,14 +139,8 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
     match result {
         Ok(identity) => {
             let actor = match &identity {
-                Identity::Admin { id } => Actor {
-                    kind: "admin".into(),
-                    id: id.clone(),
-                },
-                Identity::Approver { name } => Actor {
-                    kind: "approver".into(),
-                    id: name.clone(),
-                },
+                Identity::Admin { id } => Actor::new("admin", id.clone()),
+                Identity::Approver { name } => Actor::new("approver", name.clone()),
                 Identity::Agent {
                     agent,
                     token: Some(t),
@@ -154,12 +148,14 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
                 } => Actor {
                     kind: "token".into(),
                     id: format!("{}/{}", agent.id, t.id),
+                    agent_id: Some(agent.id.clone()),
                 },
                 Identity::Agent {
                     agent, token: None, ..
                 } => Actor {
                     kind: "agent".into(),
                     id: agent.id.clone(),
+                    agent_id: Some(agent.id.clone()),
                 },
             };
             Ok(Caller {

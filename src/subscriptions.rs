@@ -23,7 +23,8 @@ pub fn payload(e: &Event) -> serde_json::Value {
         "type": format!("audit.{}", e.event),
         "timestamp": e.timestamp,
         "data": {
-            "event": e.event, "seq": e.seq, "id": e.id, "actor_type": e.actor.kind, "actor_id": e.actor.id,
+            "event": e.event, "seq": e.seq, "id": e.id, "timestamp": e.timestamp,
+            "actor_type": e.actor.kind, "actor_id": e.actor.id, "agent_id": e.actor.agent_id,
             "namespace": e.namespace, "resource_path": e.resource_path, "action": e.action,
             "outcome": e.outcome, "ip": e.ip, "details": e.details,
         }

@@ -66,10 +66,7 @@ pub async fn interactions(
                         .store
                         .append_event(crate::audit::Draft {
                             event: "approval.vote_rejected",
-                            actor: crate::audit::Actor {
-                                kind: "discord".into(),
-                                id: user_id.clone(),
-                            },
+                            actor: crate::audit::Actor::new("discord", user_id.clone()),
                             namespace: String::new(),
                             resource_path: String::new(),
                             action: "vote".into(),

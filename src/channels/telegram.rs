@@ -51,7 +51,7 @@ pub async fn handle(state: &AppState, incoming: Incoming) {
                         .store
                         .append_event(crate::audit::Draft {
                             event: "approval.vote_rejected",
-                            actor: crate::audit::Actor { kind: "telegram".into(), id: user_id.to_string() },
+                            actor: crate::audit::Actor::new("telegram", user_id.to_string()),
                             namespace: String::new(),
                             resource_path: String::new(),
                             action: "vote".into(),

@@ -68,10 +68,7 @@ pub async fn tap(
         };
         same_user && !user_id.is_empty() && a.may_decide(&approval.path)
     });
-    let actor = Actor {
-        kind: platform.to_string(),
-        id: user_id.to_string(),
-    };
+    let actor = Actor::new(platform, user_id.to_string());
     let Some(approver) = approver else {
         let _ = state
             .store
@@ -104,10 +101,7 @@ pub async fn tap(
         via: platform.to_string(),
     };
     let origin = Origin {
-        actor: Actor {
-            kind: "approver".into(),
-            id: approver.name.clone(),
-        },
+        actor: Actor::new("approver", approver.name.clone()),
         ip: None,
     };
     match state.store.vote(approval.id.clone(), vote, origin).await {

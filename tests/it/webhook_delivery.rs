@@ -71,7 +71,7 @@ async fn events_arrive_signed_in_order_with_full_payloads() {
     let admin = d.admin.clone();
     let canary = "WEBHOOK-CANARY-9911";
     d.put(&admin, "prod/k", json!({"value": canary})).await;
-    let (_, key) = d.agent("hooked", 5).await;
+    let (agent_id, key) = d.agent("hooked", 5).await;
     d.call(Method::GET, "/v1/secrets", Some("lk_agent_bad"), None)
         .await;
     let (_, b) = d.call(Method::POST, "/v1/grants", Some(&admin), Some(json!({"subject": {"kind": "namespace", "value": "entities"}, "pattern": "prod/**", "actions": ["read"]}))).await;
@@ -91,6 +91,19 @@ async fn events_arrive_signed_in_order_with_full_payloads() {
         None,
     )
     .await;
+    // A scoped token of the agent acts too: its events name the agent as well.
+    let (_, t) = d
+        .mint(&key, json!({"scopes": ["secrets:read:/prod/*"]}))
+        .await;
+    let (s, _) = d
+        .call(
+            Method::POST,
+            "/v1/leases",
+            Some(t["token"].as_str().unwrap()),
+            Some(json!({"path": "/prod/k"})),
+        )
+        .await;
+    assert!(s.is_success());
     let last = last_seq(&d).await;
     let got = r
         .wait_for(Duration::from_secs(10), |g| {
@@ -98,6 +111,20 @@ async fn events_arrive_signed_in_order_with_full_payloads() {
         })
         .await;
     let first = sub["cursor"].as_u64().unwrap() + 1;
+    let by = |kind: &str, event: &str| {
+        got.iter()
+            .find(|x| x.body["data"]["actor_type"] == kind && x.body["data"]["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} by {kind}"))
+    };
+    assert_eq!(
+        by("agent", "secret.read").body["data"]["agent_id"],
+        agent_id
+    );
+    assert_eq!(
+        by("token", "lease.requested").body["data"]["agent_id"],
+        agent_id
+    );
+    assert!(by("admin", "secret.created").body["data"]["agent_id"].is_null());
     let seqs: Vec<u64> = got
         .iter()
         .map(|x| x.body["data"]["seq"].as_u64().unwrap())
@@ -120,7 +147,10 @@ async fn events_arrive_signed_in_order_with_full_payloads() {
             format!("audit.{}", x.body["data"]["event"].as_str().unwrap())
         );
         assert!(x.body["timestamp"].is_string());
+        assert_eq!(x.body["data"]["timestamp"], x.body["timestamp"]);
         for field in [
+            "timestamp",
+            "agent_id",
             "event",
             "seq",
             "id",
