@@ -42,6 +42,9 @@ pub enum LeaseCommand {
     Revoke {
         /// Lease id.
         id: String,
+        /// Why, recorded in the audit event.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Use one use of an active read lease and print the value alone on stdout.
     Read {
@@ -129,8 +132,16 @@ pub async fn run(opts: &GlobalOpts, cmd: LeaseCommand) -> anyhow::Result<()> {
             output(opts, &resp, print_list);
             Ok(())
         }
-        LeaseCommand::Revoke { id } => {
-            let resp = Client::new(opts)?.delete(&item_url("leases", &id)?).await?;
+        LeaseCommand::Revoke { id, reason } => {
+            let query: Vec<(&str, String)> = reason.into_iter().map(|r| ("reason", r)).collect();
+            let resp = Client::new(opts)?
+                .request(
+                    reqwest::Method::DELETE,
+                    &item_url("leases", &id)?,
+                    &query,
+                    None,
+                )
+                .await?;
             output(opts, &resp, |l| {
                 outln!("lease {} is now {}", text(l, "id"), text(l, "state"));
             });

@@ -192,17 +192,32 @@ pub async fn list(
     ))
 }
 
+/// `DELETE /v1/leases/{id}` query.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeQuery {
+    /// Why (at most 400 characters), recorded in the `lease.revoked` audit event.
+    pub reason: Option<String>,
+}
+
 /// Revoke a lease (a pending one's approval is cancelled).
-#[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", params(("id" = String, Path)), responses((status = 200, body = LeaseView), (status = 409, body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", params(("id" = String, Path), RevokeQuery), responses((status = 200, body = LeaseView), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<RevokeQuery>,
 ) -> Result<Json<LeaseView>, ApiError> {
     let gate = LeaseGate::of(&caller)?;
+    let reason = q.reason.unwrap_or_else(|| "revoked".into());
+    if reason.chars().count() > 400 {
+        return Err(ApiError::BadRequest(
+            "reason is at most 400 characters".into(),
+        ));
+    }
     let lease = state
         .store
-        .revoke_lease(gate, id, caller.origin.clone())
+        .revoke_lease(gate, id, reason, caller.origin.clone())
         .await?;
     Ok(Json(view(&state, lease)?))
 }

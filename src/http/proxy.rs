@@ -15,7 +15,7 @@ use crate::audit::Draft;
 use crate::auth::{Caller, Identity};
 use crate::error::ApiError;
 use crate::proxy::call::{Answer, build, send};
-use crate::proxy::service::template;
+use crate::proxy::service::FromTemplate;
 use crate::proxy::{Origin, Service};
 use crate::scope::Action;
 use crate::state::AppState;
@@ -166,6 +166,8 @@ pub struct NewService {
     pub secret: Option<String>,
     /// Override the template's base URL (e.g. your Shopify store).
     pub base_url: Option<String>,
+    /// Allow a private or loopback upstream, and plain http (with a template).
+    pub allow_private: Option<bool>,
     /// Agents allowed (default: any agent holding a proxy lease).
     pub allowed_agents: Option<Vec<String>>,
     /// A full service instead of a template.
@@ -189,19 +191,35 @@ pub async fn create(
     caller: Admin,
     JsonBody(body): JsonBody<NewService>,
 ) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
-    let mut svc = match (body.service, body.template) {
-        (Some(s), None) => s,
-        (None, Some(t)) => {
+    let svc = match (body.service, body.template) {
+        (Some(mut s), None) => {
+            if let Some(b) = body.base_url {
+                s.base_url = b;
+            }
+            if let Some(p) = body.allow_private {
+                s.allow_private = p;
+            }
+            if let Some(a) = body.allowed_agents {
+                s.allowed_agents = a;
+            }
+            s
+        }
+        (None, Some(template)) => {
             let (Some(name), Some(secret)) = (body.name, body.secret) else {
                 return Err(ApiError::BadRequest(
                     "a template needs a name and a secret".into(),
                 ));
             };
-            template(&t, &name, secret.trim_start_matches('/')).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "no template {t:?}; try github, stripe, openai, anthropic, shopify"
-                ))
-            })?
+            FromTemplate {
+                template,
+                name,
+                secret,
+                base_url: body.base_url,
+                allow_private: body.allow_private,
+                allowed_agents: body.allowed_agents,
+            }
+            .build()
+            .map_err(ApiError::BadRequest)?
         }
         _ => {
             return Err(ApiError::BadRequest(
@@ -209,12 +227,6 @@ pub async fn create(
             ));
         }
     };
-    if let Some(b) = body.base_url {
-        svc.base_url = b;
-    }
-    if let Some(a) = body.allowed_agents {
-        svc.allowed_agents = a;
-    }
     svc.validate().map_err(ApiError::BadRequest)?;
     if state
         .proxy

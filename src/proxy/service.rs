@@ -110,9 +110,14 @@ impl Service {
             return Err("a service needs at least one endpoint".into());
         }
         for (n, e) in &self.endpoints {
-            if !name_ok(n) {
+            // Endpoint names may hold dots (`repo.get`), never `..` or a dot at an end.
+            let dotted_ok = name_ok(&n.replace('.', "_"))
+                && !n.starts_with('.')
+                && !n.ends_with('.')
+                && !n.contains("..");
+            if !dotted_ok {
                 return Err(format!(
-                    "endpoint name {n:?}: letters, digits, - and _ only"
+                    "endpoint name {n:?}: letters, digits, -, _ and . (not at an end, not ..) only"
                 ));
             }
             if !matches!(
@@ -245,6 +250,56 @@ pub fn template(kind: &str, name: &str, secret: &str) -> Option<Service> {
 }
 
 /// Loads every `*.toml` in `dir` (missing directory: none). A bad file is an error naming it.
+/// A service from a template, as a file or `POST /v1/services` declares it: the template's
+/// endpoints and injection, with a name, a secret and optional overrides (a self-hosted or
+/// test upstream takes `base_url` and `allow_private`).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromTemplate {
+    /// `github`, `stripe`, `openai`, `anthropic` or `shopify`.
+    pub template: String,
+    /// Service name.
+    pub name: String,
+    /// The secret's path.
+    pub secret: String,
+    /// Override the template's base URL (e.g. your Shopify store, a GitHub Enterprise host).
+    pub base_url: Option<String>,
+    /// Allow a private or loopback upstream (and plain http).
+    pub allow_private: Option<bool>,
+    /// Agents allowed (default: any agent holding a proxy lease).
+    pub allowed_agents: Option<Vec<String>>,
+}
+
+impl FromTemplate {
+    /// The service it declares (validated).
+    pub fn build(self) -> Result<Service, String> {
+        let mut svc = template(
+            &self.template,
+            &self.name,
+            self.secret.trim_start_matches('/'),
+        )
+        .ok_or_else(|| {
+            format!(
+                "no template {:?}; try github, stripe, openai, anthropic, shopify",
+                self.template
+            )
+        })?;
+        if let Some(b) = self.base_url {
+            svc.base_url = b;
+        }
+        if let Some(p) = self.allow_private {
+            svc.allow_private = p;
+        }
+        if let Some(a) = self.allowed_agents {
+            svc.allowed_agents = a;
+        }
+        svc.validate()?;
+        Ok(svc)
+    }
+}
+
+/// Loads `*.toml` service files: each a full service, or a template (`template = "github"`,
+/// `name`, `secret`, and optional `base_url`, `allow_private`, `allowed_agents`).
 pub fn load_dir(dir: &Path) -> Result<Vec<Service>, String> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(dir) {
@@ -260,9 +315,18 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Service>, String> {
     files.sort();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-        let svc: Service = toml::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
-        svc.validate()
-            .map_err(|e| format!("{}: {e}", f.display()))?;
+        let at = |e: String| format!("{}: {e}", f.display());
+        let table: toml::Table = toml::from_str(&text).map_err(|e| at(e.to_string()))?;
+        let svc = if table.contains_key("template") {
+            toml::from_str::<FromTemplate>(&text)
+                .map_err(|e| at(e.to_string()))?
+                .build()
+                .map_err(at)?
+        } else {
+            let svc: Service = toml::from_str(&text).map_err(|e| at(e.to_string()))?;
+            svc.validate().map_err(at)?;
+            svc
+        };
         out.push(svc);
     }
     Ok(out)
@@ -279,6 +343,35 @@ mod tests {
             template(t, t, "production/x").unwrap().validate().unwrap();
         }
         assert!(template("nope", "n", "p").is_none());
+    }
+
+    #[test]
+    fn dotted_endpoints_and_template_files() {
+        let mut s = template("github", "gh", "production/gh").unwrap();
+        let get = s.endpoints["get_repo"].clone();
+        s.endpoints.insert("repo.get".into(), get.clone());
+        s.validate().unwrap();
+        for bad in [".x", "x.", "a..b", "a/b"] {
+            let mut t = s.clone();
+            t.endpoints.insert(bad.into(), get.clone());
+            assert!(t.validate().is_err(), "{bad:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ghe.toml"),
+            "template = \"github\"\nname = \"ghe\"\nsecret = \"/production/ghe\"\nbase_url = \"http://127.0.0.1:9999\"\nallow_private = true\n",
+        )
+        .unwrap();
+        let loaded = load_dir(dir.path()).unwrap();
+        assert_eq!(loaded[0].base_url, "http://127.0.0.1:9999");
+        assert!(loaded[0].allow_private);
+        assert_eq!(loaded[0].secret, "production/ghe");
+        std::fs::write(
+            dir.path().join("ghe.toml"),
+            "template = \"github\"\nname = \"ghe\"\nsecret = \"production/ghe\"\nbase_url = \"http://127.0.0.1:9999\"\n",
+        )
+        .unwrap();
+        assert!(load_dir(dir.path()).unwrap_err().contains("allow_private"));
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl Store {
         &self,
         gate: LeaseGate,
         lease_id: String,
+        reason: String,
         origin: Origin,
     ) -> Result<LeaseRecord, StoreError> {
         self.write(move |ctx| {
@@ -90,7 +91,7 @@ impl Store {
             if !gate.admits(&lease) {
                 return Err(StoreError::NotFound(format!("no lease {lease_id}")));
             }
-            match revoke_lease_in(ctx, &lease_id, &origin, "revoked")? {
+            match revoke_lease_in(ctx, &lease_id, &origin, &reason)? {
                 Some(l) => Ok(l),
                 None => {
                     let l: LeaseRecord = get(ctx, LEASES, &lease_id, "lease")?;

@@ -346,3 +346,83 @@ async fn private_upstreams_are_refused_unless_allowed() {
     assert_eq!(b["base_url"], "https://api.github.com");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn templates_take_a_local_base_url_endpoints_take_dots_and_revocation_a_reason() {
+    let d = Daemon::start().await;
+    let (base, _) = upstream().await;
+    setup(&d, &base, true).await;
+    let admin = d.admin.clone();
+    // A template pointed at a self-hosted (here: local) upstream.
+    let (s, b) = d
+        .call(
+            Method::POST,
+            "/v1/services",
+            Some(&admin),
+            Some(
+                json!({"template": "github", "name": "ghe", "secret": "/svc/up-token",
+                "base_url": base, "allow_private": true}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["allow_private"], true);
+    // Without allow_private, an http upstream is refused.
+    let (s, b) = d
+        .call(
+            Method::POST,
+            "/v1/services",
+            Some(&admin),
+            Some(json!({"template": "github", "name": "ghe2", "secret": "svc/up-token", "base_url": base})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::BAD_REQUEST, "bad_request"),
+        "{b}"
+    );
+    // Endpoint names with dots, as agentic-credential-vault names them.
+    let service = json!({"service": {
+        "name": "acv", "base_url": base, "secret": "svc/up-token", "allow_private": true,
+        "inject": {"kind": "header", "name": "authorization", "template": "Bearer {secret}"},
+        "endpoints": {"repo.get": {"method": "GET", "path": "/repos/{owner}"}}}});
+    let (s, b) = d
+        .call(Method::POST, "/v1/services", Some(&admin), Some(service))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, key) = d.agent("templated", 3).await;
+    let l = lease(&d, &key, "/svc/up-token", 5).await;
+    let id = l["id"].as_str().unwrap();
+    for (path, want) in [
+        ("/v1/proxy/ghe/get_repo", json!({"owner": "o", "repo": "r"})),
+        ("/v1/proxy/acv/repo.get", json!({"owner": "o"})),
+    ] {
+        let (s, a) = d
+            .call(
+                Method::POST,
+                path,
+                Some(&key),
+                Some(json!({"lease_id": id, "params": want})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{path}: {a}");
+        assert_eq!(a["status"], 200, "{path}: {a}");
+    }
+    // Revocation with a reason, recorded in the audit event.
+    let (s, b) = d
+        .call(
+            Method::DELETE,
+            &format!("/v1/leases/{id}?reason=job%20finished"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["state"], "revoked");
+    let revoked = d.events("lease.revoked").await;
+    assert_eq!(
+        revoked[0]["details"]["reason"], "job finished",
+        "{revoked:?}"
+    );
+    d.stop().await;
+}
