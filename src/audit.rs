@@ -145,7 +145,7 @@ impl Event {
         for f in fields
             .iter()
             .chain([&details.as_str(), &self.prev_hash.as_str()])
-            .chain(agent.as_ref().map(|a| a.as_str()).as_ref())
+            .chain(agent.as_deref().as_ref())
         {
             h.update((f.len() as u64).to_be_bytes());
             h.update(f.as_bytes());
