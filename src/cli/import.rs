@@ -97,6 +97,13 @@ pub(crate) fn plan(
         bail!("the file holds no KEY=VALUE lines: nothing to import");
     }
     for e in entries {
+        if bundle.is_none() && e.value.is_empty() {
+            bail!(
+                "line {}: {}: the value is empty (a secret needs a value; with --bundle, empty variables are kept)",
+                e.line,
+                e.key
+            );
+        }
         if e.value.len() > MAX_VALUE_BYTES {
             bail!(
                 "line {}: {}: the value is larger than {MAX_VALUE_BYTES} bytes",
@@ -251,6 +258,21 @@ mod tests {
             body(&w[0]),
             json!({"type": "env_bundle", "entries": {"A": "1", "B": "2"}, "sensitivity": "critical"})
         );
+    }
+
+    #[test]
+    fn empty_values_are_kept_in_a_bundle_and_refused_as_secrets() {
+        let entries = crate::dotenv::parse("A=1\nEMPTY=\n").unwrap();
+        let err = plan("prod", None, None, None, &entries)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("EMPTY") && err.contains("empty"),
+            "{err}"
+        );
+        let w = plan("prod", Some("env"), None, None, &entries).unwrap();
+        assert_eq!(body(&w[0])["entries"], json!({"A": "1", "EMPTY": ""}));
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSecretBody {
-    /// The value (any type but `env_bundle`). Absent on update: metadata-only change.
+    /// The value, never empty. For an `env_bundle`, `KEY=VALUE` lines (`.env` syntax, as
+    /// `latchkey import .env` reads them) instead of `entries`. Absent on update:
+    /// metadata-only change.
     #[schema(value_type = Option<String>)]
     pub value: Option<SecretString>,
     /// The entries of an `env_bundle` (KEY → VALUE).
@@ -101,10 +103,29 @@ pub async fn put_secret(
                 "give either value or entries, not both".into(),
             ));
         }
-        (Some(v), None) => {
-            if body.secret_type.as_deref() == Some("env_bundle") {
+        // 1claw's put_secret: an env_bundle given as `KEY=VALUE` lines, read with the rules
+        // of `latchkey import .env`.
+        (Some(v), None) if body.secret_type.as_deref() == Some("env_bundle") => {
+            let parsed = crate::dotenv::parse(v.expose_secret())
+                .map_err(|e| ApiError::BadRequest(format!("value (as .env lines): {e}")))?;
+            if parsed.is_empty() {
                 return Err(ApiError::BadRequest(
-                    "an env_bundle takes entries, not value".into(),
+                    "value holds no KEY=VALUE lines".into(),
+                ));
+            }
+            let entries: BTreeMap<String, SecretString> = parsed
+                .into_iter()
+                .map(|e| (e.key, SecretString::from(e.value.to_string())))
+                .collect();
+            Some(bundle_value(&entries)?)
+        }
+        (Some(v), None) => {
+            // One rule for every way in (PUT, `secret put`, `import .env`): a secret's value is
+            // never empty; an env_bundle's entries may be.
+            if v.expose_secret().is_empty() {
+                return Err(ApiError::BadRequest(
+                    "the value is empty: a secret needs a value (an env_bundle entry may be empty)"
+                        .into(),
                 ));
             }
             Some(crate::crypto::SecretValue::from(

@@ -209,6 +209,54 @@ async fn env_bundle_key_allowlist() {
 }
 
 #[tokio::test]
+async fn an_env_bundle_put_as_dotenv_lines_reads_as_entries() {
+    let w = world().await;
+    let admin = w.d.admin.clone();
+    // 1claw's put_secret: the bundle as KEY=VALUE lines, read with `import .env`'s rules.
+    let lines = "# billing\nSTRIPE_KEY=sk_live_lines\nexport LABEL='two words'\nEMPTY=\n";
+    let (s, b) =
+        w.d.put(
+            &admin,
+            "bundles/lines",
+            json!({"type": "env_bundle", "value": lines}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, key) = w.d.agent("liner", 3).await;
+    let (_, l) = w.lease(&key, json!({"path": "/bundles/lines"})).await;
+    let (_, v) = w.use_lease(&key, l["id"].as_str().unwrap()).await;
+    assert_eq!(
+        v["entries"],
+        json!({"STRIPE_KEY": "sk_live_lines", "LABEL": "two words", "EMPTY": ""})
+    );
+    // A malformed line refuses it (naming the line, never the value); so does an empty value
+    // for any other type.
+    for (body, says) in [
+        (
+            json!({"type": "env_bundle", "value": "GOOD=1\nnot a line\n"}),
+            "line 2",
+        ),
+        (
+            json!({"type": "env_bundle", "value": "A=1\nA=2\n"}),
+            "line 2",
+        ),
+        (json!({"value": ""}), "empty"),
+    ] {
+        let (s, b) = w.d.put(&admin, "bundles/bad", body.clone()).await;
+        assert_eq!(
+            (s, code(&b)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{body}"
+        );
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains(says),
+            "{b}"
+        );
+    }
+    w.d.stop().await;
+}
+
+#[tokio::test]
 async fn lease_lists_page_with_before_and_hourly_limits_hold() {
     let w = world().await;
     let admin = w.d.admin.clone();
