@@ -18,6 +18,9 @@ use crate::config::{Config, JobConfig};
 use crate::notice::Notice;
 use crate::store::{Origin, Store};
 
+/// The message of a run that found nothing to do (logged at debug, not info).
+const IDLE: &str = "nothing to do";
+
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -184,7 +187,12 @@ impl Jobs {
         record.last_message = Some(message.clone());
         let _ = self.store.save_job_run(name.to_string(), record).await;
         self.release(name);
-        tracing::info!(job = name, status, %message, "job ran");
+        // A frequent job with nothing to do (expire_secrets runs every minute) is not news.
+        if status == "ok" && message == IDLE {
+            tracing::debug!(job = name, status, %message, "job ran");
+        } else {
+            tracing::info!(job = name, status, %message, "job ran");
+        }
         result.map_err(|message| JobError::Failed {
             name: name.to_string(),
             message,
@@ -194,10 +202,10 @@ impl Jobs {
     async fn body(&self, name: &str, cfg: &JobConfig) -> Result<String, String> {
         let e = |e: crate::store::StoreError| e.to_string();
         match name {
-            "expire_secrets" => Ok(format!(
-                "expired {} secret(s)",
-                self.store.expire_secrets().await.map_err(e)?
-            )),
+            "expire_secrets" => match self.store.expire_secrets().await.map_err(e)? {
+                0 => Ok(IDLE.to_string()),
+                n => Ok(format!("expired {n} secret(s)")),
+            },
             "audit_retention" => {
                 let days = i64::from(cfg.retention_days.unwrap_or(365));
                 let cutoff = now_unix() - days * 86400;

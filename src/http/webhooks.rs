@@ -26,6 +26,10 @@ pub struct CreateWebhook {
     /// Free text.
     #[serde(default)]
     pub description: String,
+    /// Deliver from this audit seq on (1 = the whole log); by default delivery starts at the
+    /// subscription's own `webhook.created` event, i.e. with the next event.
+    #[schema(minimum = 1)]
+    pub from_seq: Option<u64>,
 }
 
 /// A subscription as answered.
@@ -130,7 +134,7 @@ pub async fn create(
     };
     let w = state
         .store
-        .create_webhook(w, bytes, caller.origin.clone())
+        .create_webhook(w, bytes, body.from_seq, caller.origin.clone())
         .await?;
     state.webhooks.restart(&w.id);
     Ok((StatusCode::CREATED, Json(view(&state, w, Some(whsec))?)))

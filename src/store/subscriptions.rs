@@ -126,11 +126,13 @@ fn seal_secret(
 }
 
 impl Store {
-    /// Creates a subscription; its delivery starts after the newest event (use replay for the past).
+    /// Creates a subscription; its delivery starts at its own `webhook.created` event, or at
+    /// `from_seq` (1 = the whole log) when given.
     pub async fn create_webhook(
         &self,
         mut w: WebhookRecord,
         secret: zeroize::Zeroizing<Vec<u8>>,
+        from_seq: Option<u64>,
         origin: Origin,
     ) -> Result<WebhookRecord, StoreError> {
         let keyring = self.keyring();
@@ -139,10 +141,12 @@ impl Store {
             save(ctx, &w)?;
             let details = json!({"url": w.url, "events": w.events, "namespace": w.namespace});
             let seq = audit(ctx, &origin, "webhook.created", &w, details)?;
-            // The creation event itself is the first one the subscription may see.
+            // The creation event itself is the first one the subscription may see, unless the
+            // caller asked for an earlier start.
+            let start = from_seq.map_or(seq, |f| f.clamp(1, seq));
             ctx.txn
                 .open_table(WEBHOOK_CURSORS)?
-                .insert(w.id.as_str(), seq - 1)?;
+                .insert(w.id.as_str(), start - 1)?;
             Ok(w)
         })
         .await

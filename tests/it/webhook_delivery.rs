@@ -396,3 +396,38 @@ async fn replay_rotation_and_filters() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscription_starts_at_the_next_event_or_at_from_seq() {
+    let d = Daemon::start_with(dev).await;
+    let admin = d.admin.clone();
+    d.put(&admin, "prod/before", json!({"value": "v"})).await;
+    let before = last_seq(&d).await;
+    let (late, whole) = (Receiver::start().await, Receiver::start().await);
+    let late_sub = subscribe(&d, &late, json!({"events": ["audit.*"]})).await;
+    let whole_sub = subscribe(&d, &whole, json!({"events": ["audit.*"], "from_seq": 1})).await;
+    assert_eq!(
+        late_sub["cursor"].as_u64().unwrap(),
+        before,
+        "starts with its own creation"
+    );
+    assert_eq!(whole_sub["cursor"], 0, "from_seq 1: the whole log");
+    let last = last_seq(&d).await;
+    let got = whole
+        .wait_for(Duration::from_secs(10), |g| {
+            g.iter().any(|x| x.body["data"]["seq"] == last)
+        })
+        .await;
+    assert_eq!(got[0].body["data"]["seq"], 1);
+    let got = late
+        .wait_for(Duration::from_secs(10), |g| {
+            g.iter()
+                .any(|x| x.body["data"]["event"] == "webhook.created")
+        })
+        .await;
+    assert!(
+        got.iter()
+            .all(|x| x.body["data"]["seq"].as_u64().unwrap() > before)
+    );
+    d.stop().await;
+}
