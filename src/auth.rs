@@ -357,7 +357,7 @@ impl Caller {
             )
             .await?;
         }
-        let grants = state.store.list_grants()?;
+        let grants = state.store.live_grants()?;
         match crate::policy::check(&agent.id, &agent.namespace, action, full, &grants) {
             crate::policy::Access::Allowed(g) => Ok(g.cloned()),
             crate::policy::Access::Denied(reason) => {

@@ -219,9 +219,26 @@ pub struct Grant {
     pub created_at: String,
     /// By whom.
     pub created_by: String,
+    /// When it stops applying (RFC 3339), if it is time-bound. Past it the grant allows
+    /// nothing; `grant.expired` is audited when the time comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 impl Grant {
+    /// Its expiry in unix seconds (an unreadable one counts as long past: fail closed).
+    pub fn expires_unix(&self) -> Option<i64> {
+        self.expires_at.as_deref().map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_or(i64::MIN, |t| t.unix_timestamp())
+        })
+    }
+
+    /// Does it still apply at `now` (unix seconds)?
+    pub fn is_live(&self, now: i64) -> bool {
+        self.expires_unix().is_none_or(|t| now < t)
+    }
+
     /// Is this agent among the grant's subjects?
     pub fn names(&self, agent_id: &str, agent_namespace: &str) -> bool {
         match &self.subject {
@@ -381,7 +398,19 @@ mod tests {
             limits: Limits::default(),
             created_at: String::new(),
             created_by: String::new(),
+            expires_at: None,
         }
+    }
+
+    #[test]
+    fn a_grant_lives_until_its_expiry() {
+        let mut g = grant(Subject::Agent("a".into()), "**", &[Action::Read]);
+        assert!(g.is_live(i64::MAX - 1));
+        g.expires_at = Some("1970-01-01T00:01:40Z".into());
+        assert!(g.is_live(99));
+        assert!(!g.is_live(100));
+        g.expires_at = Some("soon".into());
+        assert!(!g.is_live(0), "unreadable: fail closed");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum GrantCommand {
         /// Create or replace the grant with this id (letters, digits, `-`, `_`).
         #[arg(long)]
         id: Option<String>,
+        /// A time-bound grant: it stops applying at this RFC 3339 time (audited `grant.expired`).
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
     },
     /// List grants.
     Ls,
@@ -79,6 +82,7 @@ pub async fn run(opts: &GlobalOpts, cmd: GrantCommand) -> anyhow::Result<()> {
             keys,
             max_per_hour,
             id,
+            expires_at,
         } => {
             let subject = match (agent, namespace) {
                 (Some(a), None) => json!({"kind": "agent", "value": a}),
@@ -91,7 +95,10 @@ pub async fn run(opts: &GlobalOpts, cmd: GrantCommand) -> anyhow::Result<()> {
                 ("keys", some_list(keys)),
                 ("max_leases_per_hour", max_per_hour.map(Value::from)),
             ]);
-            let body = json!({"subject": subject, "pattern": pattern, "actions": actions, "limits": limits});
+            let mut body = json!({"subject": subject, "pattern": pattern, "actions": actions, "limits": limits});
+            if let Some(t) = expires_at {
+                body["expires_at"] = Value::String(t);
+            }
             let resp = match id {
                 Some(id) => client.put(&item_url("grants", &id)?, &body).await?,
                 None => client.post("/v1/grants", &body).await?,

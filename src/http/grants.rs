@@ -26,6 +26,9 @@ pub struct GrantBody {
     /// Limits on the leases it allows.
     #[serde(default)]
     pub limits: Limits,
+    /// When it stops applying (RFC 3339, in the future): a time-bound permission. Past it the
+    /// grant allows nothing, and `grant.expired` is audited.
+    pub expires_at: Option<String>,
 }
 
 async fn store_grant(
@@ -43,7 +46,19 @@ async fn store_grant(
     {
         return Err(ApiError::NotFound(format!("no agent {a}")));
     }
+    let expires_at = match &body.expires_at {
+        None => None,
+        Some(t) => {
+            let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| ApiError::BadRequest("expires_at must be an RFC 3339 time".into()))?;
+            if at <= time::OffsetDateTime::now_utc() {
+                return Err(ApiError::BadRequest("expires_at is in the past".into()));
+            }
+            Some(crate::util::rfc3339(at.to_offset(time::UtcOffset::UTC)))
+        }
+    };
     let grant = Grant {
+        expires_at,
         id,
         subject: body.subject,
         pattern: body.pattern,

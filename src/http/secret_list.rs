@@ -48,7 +48,7 @@ pub async fn list(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let raw_prefix = q.prefix.unwrap_or_default();
     crate::paths::validate_prefix(raw_prefix.trim_start_matches('/'))?;
-    let grants = state.store.list_grants()?;
+    let grants = state.store.live_grants()?;
     let (full_prefix, agent) = match &caller.identity {
         Identity::Admin { .. } => (raw_prefix.trim_start_matches('/').to_string(), None),
         Identity::Approver { .. } => {

@@ -142,6 +142,8 @@ impl Store {
                             settle(ctx, &approval, &mut lease, &origin)?;
                         }
                     }
+                } else if let Some(gid) = key.strip_prefix("grant:") {
+                    super::policies::grant_expired(ctx, gid)?;
                 } else if let Some(lid) = key.strip_prefix("lease:") {
                     let mut lease: LeaseRecord = get(ctx, LEASES, lid, "lease")?;
                     // A pending lease waits for its approval's own deadline entry.

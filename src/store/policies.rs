@@ -5,8 +5,9 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::leases::{add_deadline, remove_deadline};
 use super::tables::{CARDS, GRANTS, POLICIES};
-use super::{Origin, Store, StoreError, decode, encode};
+use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
 use crate::audit::Draft;
 use crate::policy::{Grant, Override};
 
@@ -28,12 +29,52 @@ fn draft(
     }
 }
 
+/// A time-bound grant's deadline came: audit `grant.expired` (it stopped applying at that
+/// moment already; the grant stays listed, marked by its `expires_at`).
+pub(super) fn grant_expired(ctx: &mut WriteCtx<'_>, id: &str) -> Result<(), StoreError> {
+    let grant: Option<Grant> = {
+        let table = ctx.txn.open_table(GRANTS)?;
+        let got = table.get(id)?;
+        got.map(|v| decode(v.value())).transpose()?
+    };
+    if let Some(g) = grant {
+        let details = json!({"id": g.id, "subject": g.subject, "actions": g.actions, "expires_at": g.expires_at});
+        ctx.audit(draft(
+            &Origin::system(),
+            "grant.expired",
+            &g.pattern,
+            details,
+        ))?;
+    }
+    Ok(())
+}
+
 impl Store {
+    /// Grants that still apply now (time-bound ones past their expiry are left out).
+    pub fn live_grants(&self) -> Result<Vec<Grant>, StoreError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut grants = self.list_grants()?;
+        grants.retain(|g| g.is_live(now));
+        Ok(grants)
+    }
+
     /// Stores a new grant.
     pub async fn create_grant(&self, grant: Grant, origin: Origin) -> Result<Grant, StoreError> {
         self.write(move |ctx| {
+            // A replaced time-bound grant takes its expiry deadline with it.
+            let old: Option<Grant> = {
+                let table = ctx.txn.open_table(GRANTS)?;
+                let got = table.get(grant.id.as_str())?;
+                got.map(|v| decode(v.value())).transpose()?
+            };
+            if let Some(at) = old.and_then(|g| g.expires_unix()) {
+                remove_deadline(ctx, at, &format!("grant:{}", grant.id))?;
+            }
+            if let Some(at) = grant.expires_unix() {
+                add_deadline(ctx, at, &format!("grant:{}", grant.id))?;
+            }
             ctx.txn.open_table(GRANTS)?.insert(grant.id.as_str(), encode(&grant)?.as_slice())?;
-            let details = json!({"id": grant.id, "subject": grant.subject, "actions": grant.actions, "limits": grant.limits});
+            let details = json!({"id": grant.id, "subject": grant.subject, "actions": grant.actions, "limits": grant.limits, "expires_at": grant.expires_at});
             ctx.audit(draft(&origin, "grant.created", &grant.pattern, details))?;
             Ok(grant)
         })
@@ -52,6 +93,9 @@ impl Store {
                 }
             };
             ctx.txn.open_table(GRANTS)?.remove(id.as_str())?;
+            if let Some(at) = grant.expires_unix() {
+                remove_deadline(ctx, at, &format!("grant:{id}"))?;
+            }
             ctx.audit(draft(
                 &origin,
                 "grant.deleted",

@@ -5,6 +5,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use std::time::Duration;
+
 use crate::common::code;
 use crate::lease_world::world;
 
@@ -347,4 +349,66 @@ async fn lease_lists_page_with_before_and_hourly_limits_hold() {
     assert_eq!(first, approvals[..2]);
     let rest = page(format!("/v1/approvals?limit=2&before={}", first[1])).await;
     assert_eq!(rest, approvals[2..]);
+}
+
+#[tokio::test]
+async fn a_time_bound_grant_stops_applying_at_its_expiry_and_says_so() {
+    // A daemon with no other grant: only the time-bound one lets the agent out of its namespace.
+    let d = crate::common::Daemon::start().await;
+    let admin = d.admin.clone();
+    d.put(&admin, "billing/stripe", json!({"value": "sk-timebound"}))
+        .await;
+    let (agent, key) = d.agent("contractor", 3).await;
+    let lease = |body: serde_json::Value| {
+        let (d, key) = (&d, key.clone());
+        async move {
+            d.call(Method::POST, "/v1/leases", Some(&key), Some(body))
+                .await
+        }
+    };
+    let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let until = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (s, g) = d
+        .call(
+            Method::POST,
+            "/v1/grants",
+            Some(&admin),
+            Some(json!({"subject": {"kind": "agent", "value": agent},
+            "pattern": "billing/**", "actions": ["read"], "expires_at": until})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    assert!(g["expires_at"].is_string());
+    let (s, b) = lease(json!({"path": "/billing/stripe"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    // The expiry is audited when it comes (bounded wait), and from then on nothing is allowed.
+    let expired = d
+        .wait_events("grant.expired", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(expired.len(), 1, "grant.expired audited");
+    assert_eq!(expired[0]["details"]["id"], g["id"]);
+    let (s, b) = lease(json!({"path": "/billing/stripe"})).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::FORBIDDEN, "access_denied"),
+        "{b}"
+    );
+    // A grant that is already over is refused.
+    let (s, b) = d
+        .call(
+            Method::POST,
+            "/v1/grants",
+            Some(&admin),
+            Some(json!({"subject": {"kind": "agent", "value": agent},
+            "pattern": "billing/**", "actions": ["read"], "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::BAD_REQUEST, "bad_request"),
+        "{b}"
+    );
+    d.stop().await;
 }
