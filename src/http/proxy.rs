@@ -14,7 +14,7 @@ use crate::access::{Admin, LeaseGate};
 use crate::audit::Draft;
 use crate::auth::{Caller, Identity};
 use crate::error::ApiError;
-use crate::proxy::call::{Answer, build, send};
+use crate::proxy::call::{Answer, Credential, build, keys_needed, send};
 use crate::proxy::service::FromTemplate;
 use crate::proxy::{Origin, Service};
 use crate::scope::Action;
@@ -80,6 +80,7 @@ pub async fn call(
             caller.origin.clone(),
             Action::Proxy,
             Some(svc.secret.clone()),
+            keys_needed(svc),
         )
         .await?
     {
@@ -114,7 +115,11 @@ pub async fn call(
                 "upstream_status": null, "latency_ms": 0, "error": "the agent went away before the upstream answered"}),
         }),
     };
-    let result = send(client, svc, prepared, &secret, &kind).await;
+    let cred = Credential {
+        value: &secret,
+        kind: &kind,
+    };
+    let result = send(client, svc, prepared, &cred).await;
     record.answered(&result);
     result.map(Json).map_err(ApiError::BadGateway)
 }

@@ -141,54 +141,110 @@ pub struct Answer {
     pub latency_ms: u64,
 }
 
-/// The redactor for a call: the secret, the basic-auth pair built from it, and each entry of
-/// an env_bundle (injected as the JSON of its entries, so each value can be echoed alone).
-fn redactor(secret: &str, inject: &Inject, kind: &str) -> Redactor {
-    let mut forms: Vec<zeroize::Zeroizing<String>> = vec![secret.to_string().into()];
-    if let Inject::Basic { username } = inject {
-        forms.push(if username.is_empty() {
-            format!("{secret}:").into()
-        } else {
-            format!("{username}:{secret}").into()
-        });
-    }
-    if kind == "env_bundle"
-        && let Ok(Value::Object(entries)) = serde_json::from_str::<Value>(secret)
-    {
-        for v in entries.values() {
-            if let Value::String(s) = v {
-                forms.push(s.clone().into());
-            }
-        }
-    }
-    Redactor::new(forms.iter().map(|f| f.as_str()))
+/// The stored value a lease gave the proxy: the secret, or for an env_bundle the JSON of the
+/// entries the lease allows.
+pub struct Credential<'a> {
+    /// The value as UTF-8.
+    pub value: &'a str,
+    /// The secret's type (`env_bundle` or another).
+    pub kind: &'a str,
 }
 
-/// Sends the request with the credential injected; `client` follows no cross-origin redirect.
+impl Credential<'_> {
+    /// The entries of a bundle (empty for other types).
+    fn entries(&self) -> Map<String, Value> {
+        match (self.kind, serde_json::from_str::<Value>(self.value)) {
+            ("env_bundle", Ok(Value::Object(m))) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// What a placement injects: one entry of a bundle (`key`), or the whole value.
+    fn resolve(&self, key: Option<&str>) -> Result<zeroize::Zeroizing<String>, String> {
+        let Some(key) = key else {
+            return Ok(self.value.to_string().into());
+        };
+        if self.kind != "env_bundle" {
+            return Err(format!(
+                "the service injects the entry {key}, but its secret is not an env_bundle"
+            ));
+        }
+        match self.entries().get(key) {
+            Some(Value::String(v)) => Ok(v.clone().into()),
+            _ => Err(format!("the lease does not give the entry {key}")),
+        }
+    }
+}
+
+/// The entries a service injects from a bundle (checked against the lease before a use).
+pub fn keys_needed(svc: &Service) -> Vec<String> {
+    let mut keys: Vec<String> = svc
+        .inject
+        .iter()
+        .filter_map(|i| i.key().or(svc.key.as_deref()))
+        .map(str::to_string)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Sends the request with the credential injected at each of the service's placements;
+/// `client` follows no cross-origin redirect.
 pub async fn send(
     client: &reqwest::Client,
     svc: &Service,
     prepared: Prepared,
-    secret: &str,
-    kind: &str,
+    cred: &Credential<'_>,
 ) -> Result<Answer, String> {
-    let mut url = prepared.url;
-    if let Inject::Query { name } = &svc.inject {
-        url.query_pairs_mut().append_pair(name, secret);
+    // Every string that leaves with the call is a form the answer must not carry back: the
+    // whole value, each bundle entry, each injected value and basic-auth pair.
+    let mut forms: Vec<zeroize::Zeroizing<String>> = vec![cred.value.to_string().into()];
+    for v in cred.entries().values() {
+        if let Value::String(s) = v {
+            forms.push(s.clone().into());
+        }
     }
+    let mut url = prepared.url;
+    let mut headers = Vec::new();
+    let mut basic = None;
+    for place in &svc.inject {
+        let value = cred.resolve(place.key().or(svc.key.as_deref()))?;
+        match place {
+            Inject::Query { name, .. } => {
+                url.query_pairs_mut().append_pair(name, &value);
+            }
+            Inject::Header { name, template, .. } => {
+                headers.push((
+                    name.clone(),
+                    zeroize::Zeroizing::new(template.replace("{secret}", &value)),
+                ));
+            }
+            Inject::Basic { username, .. } => {
+                let (user, pass) = if username.is_empty() {
+                    (value.to_string(), String::new())
+                } else {
+                    (username.clone(), value.to_string())
+                };
+                forms.push(format!("{user}:{pass}").into());
+                basic = Some((zeroize::Zeroizing::new(user), zeroize::Zeroizing::new(pass)));
+            }
+        }
+        forms.push(value);
+    }
+    let redactor = Redactor::new(forms.iter().map(|f| f.as_str()));
+    drop(forms);
     // Compressed answers could not be checked for the credential: ask for none.
     let mut req = client
         .request(prepared.method, url)
         .header(reqwest::header::ACCEPT_ENCODING, "identity")
         .timeout(Duration::from_secs(svc.timeout_seconds));
-    req = match &svc.inject {
-        Inject::Header { name, template } => {
-            req.header(name.as_str(), template.replace("{secret}", secret))
-        }
-        Inject::Basic { username } if username.is_empty() => req.basic_auth(secret, Some("")),
-        Inject::Basic { username } => req.basic_auth(username, Some(secret)),
-        Inject::Query { .. } => req,
-    };
+    for (name, value) in &headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    if let Some((user, pass)) = &basic {
+        req = req.basic_auth(user.as_str(), Some(pass.as_str()));
+    }
     if let Some(body) = prepared.body {
         req = req.json(&body);
     }
@@ -206,7 +262,6 @@ pub async fn send(
         format!("the upstream call {kind}")
     })?;
     let status = resp.status().as_u16();
-    let redactor = redactor(secret, &svc.inject, kind);
     let mut headers = Map::new();
     for (k, v) in resp.headers() {
         if DROPPED.contains(&k.as_str()) {
@@ -380,25 +435,35 @@ mod tests {
     }
 
     #[test]
-    fn basic_pairs_and_bundle_entries_are_redacted() {
-        let r = redactor(
-            "sk_live_abc",
-            &Inject::Basic {
-                username: String::new(),
-            },
-            "token",
-        );
-        let text = format!(
-            "key sk_live_abc and basic {}",
-            STANDARD.encode("sk_live_abc:")
-        );
-        assert_eq!(r.text(&text), "key [redacted] and basic [redacted]");
+    fn bundle_entries_resolve_per_placement() {
         let bundle = r#"{"A":"first-value-1","B":"second-value-2"}"#;
-        let r = redactor(bundle, &Inject::Query { name: "k".into() }, "env_bundle");
-        assert_eq!(
-            r.text("a=first-value-1&b=second-value-2"),
-            "a=[redacted]&b=[redacted]"
+        let c = Credential {
+            value: bundle,
+            kind: "env_bundle",
+        };
+        assert_eq!(c.resolve(Some("A")).unwrap().as_str(), "first-value-1");
+        assert_eq!(c.resolve(None).unwrap().as_str(), bundle);
+        assert!(
+            c.resolve(Some("C"))
+                .unwrap_err()
+                .contains("does not give the entry C")
         );
+        let t = Credential {
+            value: "tok",
+            kind: "token",
+        };
+        assert!(
+            t.resolve(Some("A"))
+                .unwrap_err()
+                .contains("not an env_bundle")
+        );
+        let mut svc = template("stripe", "s", "p/x").unwrap();
+        svc.key = Some("B".into());
+        svc.inject.push(Inject::Query {
+            name: "k".into(),
+            key: Some("A".into()),
+        });
+        assert_eq!(keys_needed(&svc), ["A", "B"]);
     }
 
     #[test]

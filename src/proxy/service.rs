@@ -7,7 +7,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// How the credential is put into the upstream request.
+/// How the credential is put into the upstream request. A service may place it several times
+/// (a header and a query parameter, say); for an env_bundle secret each placement may take
+/// one entry (`key`), else the service's `key`, else the bundle's entries as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Inject {
@@ -17,6 +19,9 @@ pub enum Inject {
         name: String,
         /// Value template.
         template: String,
+        /// The env_bundle entry injected here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// HTTP basic auth with this user name and the secret as password (or the secret as user
     /// name and an empty password when `username` is empty, as Stripe does).
@@ -24,12 +29,43 @@ pub enum Inject {
         /// User name (may be empty).
         #[serde(default)]
         username: String,
+        /// The env_bundle entry injected here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// A query parameter.
     Query {
         /// Parameter name.
         name: String,
+        /// The env_bundle entry injected here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
+}
+
+impl Inject {
+    /// The env_bundle entry this placement names, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Inject::Header { key, .. } | Inject::Basic { key, .. } | Inject::Query { key, .. } => {
+                key.as_deref()
+            }
+        }
+    }
+}
+
+/// `inject = {…}` or `inject = [{…}, {…}]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Inject>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Inject),
+        Many(Vec<Inject>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(i) => vec![i],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// One allowed endpoint.
@@ -50,10 +86,14 @@ pub struct Service {
     pub name: String,
     /// Base URL (https unless `allow_private` is set for a local service).
     pub base_url: String,
-    /// How the credential is injected.
-    pub inject: Inject,
+    /// How the credential is injected: one placement or a list of them.
+    #[serde(deserialize_with = "one_or_many")]
+    pub inject: Vec<Inject>,
     /// The secret's full path.
     pub secret: String,
+    /// For an env_bundle secret: the entry injected where a placement names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Agent ids allowed to use it (`*` for any agent with a proxy lease).
     #[serde(default = "any")]
     pub allowed_agents: Vec<String>,
@@ -137,14 +177,48 @@ impl Service {
                 ));
             }
         }
-        if let Inject::Header { name, template } = &self.inject
-            && (!template.contains("{secret}")
-                || name.is_empty()
-                || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err())
+        if self.inject.is_empty() || self.inject.len() > 8 {
+            return Err("inject: give 1 to 8 placements".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for i in &self.inject {
+            let slot = match i {
+                Inject::Header { name, template, .. } => {
+                    if !template.contains("{secret}")
+                        || name.is_empty()
+                        || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                    {
+                        return Err(
+                            "inject.header needs a valid name and a template containing {secret}"
+                                .into(),
+                        );
+                    }
+                    format!("header {}", name.to_ascii_lowercase())
+                }
+                Inject::Basic { .. } => "basic auth".to_string(),
+                Inject::Query { name, .. } if name.is_empty() => {
+                    return Err("inject.query needs a name".into());
+                }
+                Inject::Query { name, .. } => format!("query {name}"),
+            };
+            if !seen.insert(slot.clone()) {
+                return Err(format!("inject: {slot} is placed twice"));
+            }
+        }
+        let key_ok = |k: &str| {
+            !k.is_empty()
+                && k.len() <= 128
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        if let Some(k) = self
+            .inject
+            .iter()
+            .filter_map(Inject::key)
+            .chain(self.key.as_deref())
+            .find(|k| !key_ok(k))
         {
-            return Err(
-                "inject.header needs a valid name and a template containing {secret}".into(),
-            );
+            return Err(format!("key {k:?} is not an env_bundle entry name"));
         }
         if self.timeout_seconds == 0
             || self.timeout_seconds > 300
@@ -176,6 +250,7 @@ pub fn template(kind: &str, name: &str, secret: &str) -> Option<Service> {
     let bearer = |header: &str, prefix: &str| Inject::Header {
         name: header.into(),
         template: format!("{prefix}{{secret}}"),
+        key: None,
     };
     let (base, inject, endpoints): (&str, Inject, Vec<(&str, Endpoint)>) = match kind {
         "github" => (
@@ -192,6 +267,7 @@ pub fn template(kind: &str, name: &str, secret: &str) -> Option<Service> {
             "https://api.stripe.com",
             Inject::Basic {
                 username: String::new(),
+                key: None,
             },
             vec![
                 ("list_customers", ep("GET", "/v1/customers")),
@@ -236,8 +312,9 @@ pub fn template(kind: &str, name: &str, secret: &str) -> Option<Service> {
     Some(Service {
         name: name.into(),
         base_url: base.into(),
-        inject,
+        inject: vec![inject],
         secret: secret.into(),
+        key: None,
         allowed_agents: any(),
         endpoints: endpoints
             .into_iter()
@@ -383,10 +460,22 @@ mod tests {
         s.endpoints.insert("bad".into(), ep("GET", "/a/../b"));
         assert!(s.validate().is_err());
         let mut s = template("github", "gh", "production/gh").unwrap();
-        s.inject = Inject::Header {
+        s.inject = vec![Inject::Header {
             name: "authorization".into(),
             template: "Bearer".into(),
-        };
+            key: None,
+        }];
         assert!(s.validate().is_err());
+        let twice = Inject::Query {
+            name: "k".into(),
+            key: None,
+        };
+        s.inject = vec![twice.clone(), twice];
+        assert!(s.validate().is_err(), "the same slot twice");
+        s.inject = vec![Inject::Query {
+            name: "k".into(),
+            key: Some("BAD KEY".into()),
+        }];
+        assert!(s.validate().is_err(), "a key that is no entry name");
     }
 }

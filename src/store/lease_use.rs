@@ -48,7 +48,7 @@ impl Store {
         lease_id: String,
         origin: Origin,
     ) -> Result<ReadOutcome, StoreError> {
-        self.use_lease_for(gate, lease_id, origin, Action::Read, None)
+        self.use_lease_for(gate, lease_id, origin, Action::Read, None, Vec::new())
             .await
     }
 
@@ -62,6 +62,7 @@ impl Store {
         origin: Origin,
         action: Action,
         for_path: Option<String>,
+        need_keys: Vec<String>,
     ) -> Result<ReadOutcome, StoreError> {
         let keyring = self.keyring();
         self.write(move |ctx| {
@@ -111,6 +112,18 @@ impl Store {
                 Some(keys) if secret.secret_type == "env_bundle" => bundle_subset(plain.expose_secret(), keys)?,
                 _ => plain,
             };
+            // A proxy service that injects bundle entries: refused before anything is counted
+            // when the secret is no bundle or the lease leaves an entry out.
+            if !need_keys.is_empty() {
+                if secret.secret_type != "env_bundle" {
+                    return Err(StoreError::Invalid(format!("the service injects entries of {}, which is not an env_bundle", lease.path)));
+                }
+                let given: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(value.expose_secret()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if let Some(k) = need_keys.iter().find(|k| !given.contains_key(k.as_str())) {
+                    return Err(StoreError::Denied(format!("the lease does not give the entry {k} the service injects")));
+                }
+            }
             secret.access_count += 1;
             ctx.txn.open_table(SECRETS)?.insert(secret.path.as_str(), encode(&secret)?.as_slice())?;
             lease.uses_left = lease.uses_left.saturating_sub(1);

@@ -426,3 +426,95 @@ async fn templates_take_a_local_base_url_endpoints_take_dots_and_revocation_a_re
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_service_injects_chosen_entries_of_a_bundle_in_several_places() {
+    let d = Daemon::start().await;
+    let (base, seen) = upstream().await;
+    let admin = d.admin.clone();
+    // Clawb's layout: one bundle per bot, the service takes one key of it.
+    let (s, b) = d
+        .put(
+            &admin,
+            "sets/stripe/prod/billing-bot",
+            json!({"type": "env_bundle", "entries": {"STRIPE_SECRET_KEY": TOKEN,
+                "STRIPE_ACCOUNT": "acct_PLACED_77", "UNRELATED": "unrelated-value-99"}}),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let service = json!({"service": {
+        "name": "stripe-bot", "base_url": base, "secret": "sets/stripe/prod/billing-bot",
+        "allow_private": true, "key": "STRIPE_SECRET_KEY",
+        "inject": [{"kind": "header", "name": "authorization", "template": "Bearer {secret}"},
+                   {"kind": "query", "name": "account", "key": "STRIPE_ACCOUNT"}],
+        "endpoints": {"get_item": {"method": "GET", "path": "/items/{id}"}, "echo": {"method": "GET", "path": "/echo"}}}});
+    let (s, b) = d
+        .call(Method::POST, "/v1/services", Some(&admin), Some(service))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["inject"].as_array().unwrap().len(), 2);
+    let (agent, key) = d.agent("billing-bot", 3).await;
+    // The grant's key allowlist still applies: first it leaves STRIPE_ACCOUNT out.
+    let grant = |keys: Value| {
+        json!({"subject": {"kind": "agent", "value": agent}, "pattern": "sets/stripe/**",
+            "actions": ["proxy"], "limits": {"keys": keys}})
+    };
+    let (s, b) = d
+        .call(
+            Method::PUT,
+            "/v1/grants/bot",
+            Some(&admin),
+            Some(grant(json!(["STRIPE_SECRET_KEY"]))),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let narrow = lease(&d, &key, "/sets/stripe/prod/billing-bot", 2).await;
+    let call = |lease: Value, ep: &'static str| {
+        let (d, key) = (&d, key.clone());
+        async move {
+            d.call(
+                Method::POST,
+                &format!("/v1/proxy/stripe-bot/{ep}"),
+                Some(&key),
+                Some(json!({"lease_id": lease["id"], "params": {"id": "7"}})),
+            )
+            .await
+        }
+    };
+    let (s, b) = call(narrow.clone(), "get_item").await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::FORBIDDEN, "access_denied"),
+        "{b}"
+    );
+    assert!(seen.0.lock().unwrap().is_empty(), "nothing was sent");
+    assert_eq!(
+        d.show_lease_state(&key, narrow["id"].as_str().unwrap())
+            .await,
+        "active"
+    );
+    // With both keys allowed, each lands in its place.
+    let (s, b) = d
+        .call(
+            Method::PUT,
+            "/v1/grants/bot",
+            Some(&admin),
+            Some(grant(json!(["STRIPE_SECRET_KEY", "STRIPE_ACCOUNT"]))),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let wide = lease(&d, &key, "/sets/stripe/prod/billing-bot", 2).await;
+    let (s, a) = call(wide.clone(), "get_item").await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(
+        a["status"], 200,
+        "the header carried STRIPE_SECRET_KEY alone: {a}"
+    );
+    let (uri, auth, _) = seen.0.lock().unwrap()[0].clone();
+    assert_eq!(auth, format!("Bearer {TOKEN}"));
+    assert_eq!(uri, "/items/7?account=acct_PLACED_77");
+    // The echo of either injected value is redacted.
+    let (_, a) = call(wide, "echo").await;
+    assert_eq!(a["body"]["leak"], "[redacted]", "{a}");
+    d.stop().await;
+}
