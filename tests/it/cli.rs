@@ -94,7 +94,15 @@ async fn env_import_edge_cases() {
     let good = dir.path().join("good.env");
     std::fs::write(
         &good,
-        "# comment\nexport OPENAI_API_KEY=sk-abc # inline comment\nDB_URL='postgres://u:p@h/db?x=1#frag'\nMULTI=\"line one\nline two\"\nESCAPED=\"tab\\there\"\nEMPTY=\n\n  SPACED = value with spaces  \n",
+        "# comment\nexport OPENAI_API_KEY=sk-abc # inline comment\nDB_URL='postgres://u:p@h/db?x=1#frag'\nMULTI=\"line one\nline two\"\nESCAPED=\"tab\\there\"\n\n  SPACED = value with spaces  \n",
+    )
+    .unwrap();
+    // An empty variable: kept in a bundle, refused as a secret of its own (a secret's value is
+    // never empty, whichever way it comes in).
+    let with_empty = dir.path().join("with-empty.env");
+    std::fs::write(
+        &with_empty,
+        format!("{}EMPTY=\n", std::fs::read_to_string(&good).unwrap()),
     )
     .unwrap();
     let bad = dir.path().join("bad.env");
@@ -119,7 +127,7 @@ async fn env_import_edge_cases() {
                 &[
                     "import",
                     ".env",
-                    good.to_str().unwrap(),
+                    with_empty.to_str().unwrap(),
                     "--namespace",
                     "apps",
                     "--bundle",
@@ -142,7 +150,7 @@ async fn env_import_edge_cases() {
     .await
     .unwrap();
     assert!(ok.status.success(), "{}", text(&ok));
-    assert!(text(&ok).contains("imported 6"), "{}", text(&ok));
+    assert!(text(&ok).contains("imported 5"), "{}", text(&ok));
     assert!(!text(&ok).contains("sk-abc"));
     let (_, list) = d.get("/v1/secrets?prefix=apps/web/").await;
     let names: Vec<&str> = list["secrets"]
@@ -155,7 +163,6 @@ async fn env_import_edge_cases() {
         names,
         [
             "apps/web/DB_URL",
-            "apps/web/EMPTY",
             "apps/web/ESCAPED",
             "apps/web/MULTI",
             "apps/web/OPENAI_API_KEY",
@@ -167,6 +174,32 @@ async fn env_import_edge_cases() {
     assert_eq!((s.as_u16(), b["type"].as_str()), (200, Some("env_bundle")));
     assert!(!broken.status.success());
     assert!(text(&broken).contains("line 3"), "{}", text(&broken));
+    let (base, admin, f) = (
+        d.base.clone(),
+        d.admin.clone(),
+        dir.path().join("with-empty.env"),
+    );
+    let empty = tokio::task::spawn_blocking(move || {
+        cli_at(
+            &base,
+            &admin,
+            &[
+                "import",
+                ".env",
+                f.to_str().unwrap(),
+                "--namespace",
+                "apps/e",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!empty.status.success());
+    assert!(
+        text(&empty).contains("EMPTY") && text(&empty).contains("empty"),
+        "{}",
+        text(&empty)
+    );
     let (_, list) = d.get("/v1/secrets?prefix=apps/bad/").await;
     assert_eq!(
         list["secrets"].as_array().unwrap().len(),
@@ -185,10 +218,10 @@ async fn env_import_edge_cases() {
     assert_eq!(val("apps/web/DB_URL"), "postgres://u:p@h/db?x=1#frag");
     assert_eq!(val("apps/web/MULTI"), "line one\nline two");
     assert_eq!(val("apps/web/ESCAPED"), "tab\there");
-    assert_eq!(val("apps/web/EMPTY"), "");
     assert_eq!(val("apps/web/SPACED"), "value with spaces");
     let bundle: serde_json::Value = serde_json::from_str(&val("apps/web-env")).unwrap();
     assert_eq!(bundle["MULTI"], "line one\nline two");
+    assert_eq!(bundle["EMPTY"], "");
     drop(store);
     writer.join();
 }
