@@ -732,8 +732,13 @@ async fn rotating_or_disabling_an_agent_key_ends_what_it_minted() {
             .mint(&key, json!({"scopes": ["secrets:read:/prod/**"]}))
             .await;
         let token = t["token"].as_str().unwrap().to_string();
+        // A shorter lifetime than the parent's: with the default one the child would outlive
+        // its parent as soon as a second has passed since the parent was minted (refused).
         let (_, t) = d
-            .mint(&token, json!({"scopes": ["secrets:read:/prod/**"]}))
+            .mint(
+                &token,
+                json!({"scopes": ["secrets:read:/prod/**"], "ttl_seconds": 300}),
+            )
             .await;
         let grandchild = t["token"].as_str().unwrap().to_string();
         let (s, l) = w
