@@ -10,7 +10,7 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     (
         "serve",
         &[
-            "eval \"$(latchkey serve --dev)\"   # development: prints export lines",
+            "latchkey serve --dev   # development: prints export lines for another shell",
             "latchkey serve --config /etc/latchkey/config.toml",
         ],
     ),
