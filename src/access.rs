@@ -38,6 +38,8 @@ pub enum Class {
     Agent,
     /// Approvers and the admin.
     Decider,
+    /// Any valid credential (who am I, is the daemon up): nothing of anyone else's is reached.
+    Any,
 }
 
 impl Class {
@@ -55,6 +57,7 @@ impl Class {
                     Class::Decider,
                     Identity::Admin { .. } | Identity::Approver { .. }
                 )
+                | (Class::Any, _)
         )
     }
 
@@ -66,6 +69,7 @@ impl Class {
             }
             Class::Agent => "this endpoint is for agents (an agent key or a scoped token)",
             Class::Decider => "this endpoint is for approvers",
+            Class::Any => "a valid credential is required",
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use latchkey::config::Config;
 
 /// mimalloc: the request path allocates a lot of small short-lived buffers, which glibc's
@@ -18,6 +18,8 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Secrets for AI agents, with humans in the loop"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: latchkey::cli::GlobalOpts,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,13 +32,14 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Config file.
-        #[arg(long, env = "LATCHKEY_CONFIG")]
+        #[arg(long, env = "LATCHKEY_CONFIG", hide_env_values = true)]
         config: Option<PathBuf>,
     },
     /// Run the daemon.
     Serve {
         /// Development mode: initialise ./latchkey-data when needed, listen on 127.0.0.1:8200,
-        /// print a fresh admin token as `export` lines.
+        /// print the development admin token as `export` lines (kept in the data directory as
+        /// `dev-admin-token`, 0600, and the same on every start while it is not revoked).
         #[arg(long)]
         dev: bool,
         /// Address to listen on [env: LATCHKEY_LISTEN].
@@ -46,11 +49,43 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Config file.
-        #[arg(long, env = "LATCHKEY_CONFIG")]
+        #[arg(long, env = "LATCHKEY_CONFIG", hide_env_values = true)]
         config: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: latchkey::cli::docs::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into --dir.
+    Man {
+        /// Write latchkey.1, latchkey-secret.1, latchkey-secret-put.1, … into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     #[command(flatten)]
     Client(latchkey::cli::ClientCommand),
+}
+
+/// The command line's definition: the parser, `--help`, completions and man pages all use it.
+fn command() -> clap::Command {
+    latchkey::cli::decorate(Cli::command())
+}
+
+/// Parses the command line; a usage error (including a global option where it does
+/// nothing) exits with code 2.
+fn parse() -> Cli {
+    let cmd = command();
+    let matches = cmd.clone().get_matches();
+    if let Some((name, message)) = latchkey::cli::misplaced_global(&matches) {
+        let mut cmd = cmd;
+        cmd.build(); // names the subcommand `latchkey NAME` in the usage line
+        let mut target = cmd.find_subcommand(&name).cloned().unwrap_or(cmd);
+        target
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn load_config(
@@ -81,7 +116,10 @@ fn init_tracing(cfg: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(latchkey::util::color_wanted(
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ));
     if cfg.log_format == "json" {
         builder.json().init();
     } else {
@@ -121,7 +159,7 @@ async fn serve(
                 cfg.data_dir.display()
             );
         }
-        token = Some(latchkey::init::mint_admin_token(&cfg, "serve --dev").await?);
+        token = Some(latchkey::init::dev_admin_token(&cfg).await?.0);
     }
     let listen = cfg.listen.clone();
     let opened = latchkey::open(cfg)?;
@@ -141,7 +179,8 @@ async fn serve(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
+    let client = matches!(cli.command, Command::Client(_));
     let result = match cli.command {
         Command::Init { data_dir, config } => async {
             let cfg = load_config(config, data_dir, None)?;
@@ -155,13 +194,133 @@ async fn main() -> ExitCode {
         }
         .await,
         Command::Serve { dev, listen, data_dir, config } => serve(dev, listen, data_dir, config).await,
-        Command::Client(cmd) => latchkey::cli::execute(cmd).await,
+        Command::Completions { shell } => {
+            latchkey::cli::docs::print(&latchkey::cli::docs::completions(command(), shell));
+            Ok(())
+        }
+        Command::Man { dir: None } => latchkey::cli::docs::man_page(command()).map(|page| latchkey::cli::docs::print(&page)),
+        Command::Man { dir: Some(dir) } => latchkey::cli::docs::man_pages(command(), &dir).map(|pages| {
+            eprintln!("wrote {} man pages to {}", pages.len(), dir.display());
+        }),
+        Command::Client(cmd) => latchkey::cli::execute(cmd, cli.global).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("latchkey: {e:#}");
-            ExitCode::FAILURE
+            // Client commands tell failures apart (README, "Exit codes"); the rest fail with 1.
+            if client {
+                ExitCode::from(latchkey::cli::exit::classify(&e).code())
+            } else {
+                ExitCode::FAILURE
+            }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The `latchkey …` invocation in an example line, split as a shell would (quotes, and the
+    /// end of the command at `|`, `>`, `<`, `)`, `&`, `#`).
+    fn invocation(line: &str) -> Vec<String> {
+        let start = line.find("latchkey ").unwrap();
+        let (mut words, mut word, mut quote) = (Vec::new(), String::new(), None);
+        for c in line[start..].chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '|' | '>' | '<' | ')' | '&' | '#') => break,
+                (None, c) if c.is_whitespace() => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                (None, c) => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+        words
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_shows_an_example_and_every_example_parses() {
+        fn walk(cmd: &clap::Command, path: String, missing: &mut Vec<String>) {
+            if !path.is_empty() && cmd.get_after_help().is_none() {
+                missing.push(path.clone());
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let p = format!("{path} {}", sub.get_name());
+                walk(sub, p.trim().to_string(), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&command(), String::new(), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "commands without an example: {missing:?}"
+        );
+        for (path, lines) in latchkey::cli::examples::EXAMPLES {
+            for line in *lines {
+                let words = invocation(line);
+                assert!(
+                    words.join(" ").starts_with(&format!("latchkey {path}")),
+                    "the example of `{path}` runs another command: {line}"
+                );
+                let matches = command()
+                    .try_get_matches_from(&words)
+                    .unwrap_or_else(|e| panic!("{line}: {e}"));
+                assert!(
+                    latchkey::cli::misplaced_global(&matches).is_none(),
+                    "{line}"
+                );
+                Cli::from_arg_matches(&matches).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn global_options_where_they_do_nothing_are_refused() {
+        let refused = |args: &[&str]| {
+            let m = command().try_get_matches_from(args).unwrap();
+            latchkey::cli::misplaced_global(&m).map(|(_, why)| why)
+        };
+        assert!(
+            refused(&["latchkey", "serve", "--json"])
+                .unwrap()
+                .contains("--json")
+        );
+        assert!(refused(&["latchkey", "--json", "init"]).is_some());
+        assert!(refused(&["latchkey", "run", "--bundle", "/b", "--json", "--", "true"]).is_some());
+        assert!(
+            refused(&["latchkey", "serve", "--addr", "http://h:1"])
+                .unwrap()
+                .contains("--listen")
+        );
+        assert!(refused(&["latchkey", "completions", "bash", "--token", "t"]).is_some());
+        assert!(refused(&["latchkey", "--json", "secret", "ls"]).is_none());
+        assert!(refused(&["latchkey", "secret", "ls", "--json"]).is_none());
+        assert!(refused(&["latchkey", "export", "p/", "--json"]).is_none());
+        // The global options are not in the help of the commands that ignore them.
+        let mut cmd = command();
+        let help = cmd
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            !help.contains("--addr") && !help.contains("--json"),
+            "{help}"
+        );
     }
 }

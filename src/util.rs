@@ -56,8 +56,27 @@ pub fn make_private_file(path: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
+/// Whether to colour output for a stream: never when `NO_COLOR` is set to anything but the
+/// empty string (<https://no-color.org>), otherwise only on a terminal.
+pub fn color_wanted(no_color: Option<&std::ffi::OsStr>, is_terminal: bool) -> bool {
+    no_color.is_none_or(|v| v.is_empty()) && is_terminal
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn no_color_turns_colour_off() {
+        use super::color_wanted;
+        use std::ffi::OsStr;
+        assert!(color_wanted(None, true));
+        assert!(!color_wanted(None, false));
+        assert!(!color_wanted(Some(OsStr::new("1")), true));
+        assert!(
+            color_wanted(Some(OsStr::new("")), true),
+            "empty means unset"
+        );
+    }
+
     #[test]
     fn hex_is_lowercase_two_digits_per_byte() {
         assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");

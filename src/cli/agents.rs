@@ -1,5 +1,6 @@
 //! `latchkey agent …`: register agents (the API key is shown once), list, show, enable or
-//! disable them, change their trust tier and rotate their key.
+//! disable them, change their trust tier and rotate their key. An agent is named by its id or
+//! its unique name (`id:…` or `name:…` to say which, should one agent's name be another's id).
 
 use serde_json::{Value, json};
 
@@ -24,22 +25,26 @@ pub enum AgentCommand {
     Ls,
     /// Show one agent.
     Show {
-        /// Agent id.
+        /// The agent's id or unique name.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Disable an agent: its key and tokens are refused.
     Disable {
-        /// Agent id.
+        /// The agent's id or unique name.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Enable a disabled agent.
     Enable {
-        /// Agent id.
+        /// The agent's id or unique name.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Change an agent's trust tier.
     SetTier {
-        /// Agent id.
+        /// The agent's id or unique name.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// Trust tier, 1 (new) to 5 (elite).
         #[arg(value_parser = clap::value_parser!(u8).range(1..=5))]
@@ -47,7 +52,8 @@ pub enum AgentCommand {
     },
     /// Replace an agent's API key; the old one stops working at once.
     RotateKey {
-        /// Agent id.
+        /// The agent's id or unique name.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
 }

@@ -1,10 +1,10 @@
 //! `latchkey approvals …`, `latchkey approve|deny ID` and `latchkey approver token NAME`: the
 //! console channel for approvers (and admins when `approvals.admin_is_approver` is set).
 
-use anyhow::bail;
 use serde_json::{Value, json};
 
 use super::client::{Client, http_error, item_url};
+use super::exit::{Exit, bail_as};
 use super::{GlobalOpts, array, output, print_json, print_table, text};
 
 /// Approval commands.
@@ -84,7 +84,11 @@ pub async fn vote(
         Ok(r) => r,
         Err(e) => match http_error(&e) {
             Some(h) if h.code.as_deref() == Some("already_decided") => {
-                bail!("{}", h.message.clone().unwrap_or_else(|| e.to_string()))
+                bail_as!(
+                    Exit::Conflict,
+                    "{}",
+                    h.message.clone().unwrap_or_else(|| e.to_string())
+                )
             }
             _ => return Err(e),
         },

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::GlobalOpts;
+use super::exit::{Exit, bail_as, fail};
 
 /// Last path segments the daemon reserves for its actions (`…/versions`, `…/restore`, …).
 pub const RESERVED: &[&str] = &["versions", "rollback", "restore", "read"];
@@ -23,7 +24,8 @@ pub const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(70);
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: SecretString,
+    /// None only for [`Client::anonymous`], which reaches the unauthenticated endpoints.
+    token: Option<SecretString>,
     timeout: Duration,
 }
 
@@ -41,8 +43,18 @@ impl Client {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                anyhow!("no token: set LATCHKEY_TOKEN to an admin token, agent key or scoped token")
+                fail(
+                    Exit::Refused,
+                    "no token: set LATCHKEY_TOKEN (or --token) to an admin token, agent key, scoped token or approver token",
+                )
             })?;
+        let mut client = Client::anonymous(opts, timeout)?;
+        client.token = Some(SecretString::from(token));
+        Ok(client)
+    }
+
+    /// A client without a credential, for `/readyz` and `/healthz`.
+    pub fn anonymous(opts: &GlobalOpts, timeout: Duration) -> anyhow::Result<Client> {
         let base = normalise_addr(&opts.addr)?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -52,9 +64,33 @@ impl Client {
         Ok(Client {
             http,
             base,
-            token: SecretString::from(token),
+            token: None,
             timeout,
         })
+    }
+
+    /// The daemon's address, as requests use it.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path`, answering the status and JSON body whatever the status (for `/readyz`,
+    /// whose 503 carries the checks that failed).
+    pub async fn probe(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose_secret());
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let body = serde_json::from_slice(&bytes).map_err(|_| {
+            anyhow!(
+                "unexpected answer from {}: HTTP {status} without a JSON body (is this a Latchkey daemon?)",
+                self.base
+            )
+        })?;
+        Ok((status, body))
     }
 
     /// `GET path?query`.
@@ -132,10 +168,10 @@ impl Client {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<(reqwest::StatusCode, Zeroizing<Vec<u8>>)> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.token.expose_secret());
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose_secret());
+        }
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -155,20 +191,21 @@ impl Client {
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
-        if e.is_connect() {
-            anyhow!(
+        let line = if e.is_connect() {
+            format!(
                 "cannot reach the Latchkey daemon at {}: is it running? (set LATCHKEY_ADDR)",
                 self.base
             )
         } else if e.is_timeout() {
-            anyhow!(
+            format!(
                 "the Latchkey daemon at {} did not answer within {} s",
                 self.base,
                 self.timeout.as_secs()
             )
         } else {
-            anyhow!("request to {} failed: {}", self.base, root_cause(e))
-        }
+            format!("request to {} failed: {}", self.base, root_cause(e))
+        };
+        fail(Exit::Unreachable, line)
     }
 }
 
@@ -184,10 +221,16 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 pub fn normalise_addr(addr: &str) -> anyhow::Result<String> {
     let addr = addr.trim().trim_end_matches('/');
     let url = reqwest::Url::parse(addr).map_err(|e| {
-        anyhow!("LATCHKEY_ADDR {addr:?} is not a URL ({e}); e.g. http://127.0.0.1:8200")
+        fail(
+            Exit::Usage,
+            format!("LATCHKEY_ADDR {addr:?} is not a URL ({e}); e.g. http://127.0.0.1:8200"),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        bail!("LATCHKEY_ADDR {addr:?} must be an http:// or https:// URL");
+        bail_as!(
+            Exit::Usage,
+            "LATCHKEY_ADDR {addr:?} must be an http:// or https:// URL"
+        );
     }
     Ok(addr.to_string())
 }
@@ -288,12 +331,18 @@ pub fn encode_segment(seg: &str) -> String {
 /// reserved last segment, which the daemon would read as an action on the parent path.
 pub fn secret_url(path: &str) -> anyhow::Result<String> {
     if path.is_empty() || path == "/" {
-        bail!("give a secret path, e.g. production/openai/api-key");
+        bail_as!(
+            Exit::Usage,
+            "give a secret path, e.g. production/openai/api-key"
+        );
     }
     let mut url = String::from("/v1/secrets/");
     for (i, seg) in path.split('/').enumerate() {
         if seg == "." || seg == ".." {
-            bail!("invalid_path: path may not contain `.` or `..` segments: {path}");
+            bail_as!(
+                Exit::Usage,
+                "invalid_path: path may not contain `.` or `..` segments: {path}"
+            );
         }
         if i > 0 {
             url.push('/');
@@ -302,7 +351,10 @@ pub fn secret_url(path: &str) -> anyhow::Result<String> {
     }
     let last = path.rsplit('/').next().unwrap_or(path);
     if RESERVED.contains(&last) {
-        bail!("invalid_path: {path}: the last segment may not be one of {RESERVED:?}");
+        bail_as!(
+            Exit::Usage,
+            "invalid_path: {path}: the last segment may not be one of {RESERVED:?}"
+        );
     }
     Ok(url)
 }
@@ -310,7 +362,7 @@ pub fn secret_url(path: &str) -> anyhow::Result<String> {
 /// `/v1/{collection}/{id}` with the id percent-encoded.
 pub fn item_url(collection: &str, id: &str) -> anyhow::Result<String> {
     if id.is_empty() || id == "." || id == ".." {
-        bail!("give an id");
+        bail_as!(Exit::Usage, "give an id");
     }
     Ok(format!("/v1/{collection}/{}", encode_segment(id)))
 }
@@ -319,12 +371,15 @@ pub fn item_url(collection: &str, id: &str) -> anyhow::Result<String> {
 /// percent-encoded, the `/`s kept; `.` and `..` segments refused as in [`secret_url`].
 pub fn pattern_url(collection: &str, pattern: &str) -> anyhow::Result<String> {
     if pattern.is_empty() {
-        bail!("give a pattern, e.g. production/**");
+        bail_as!(Exit::Usage, "give a pattern, e.g. production/**");
     }
     let mut url = format!("/v1/{collection}/");
     for (i, seg) in pattern.split('/').enumerate() {
         if seg == "." || seg == ".." {
-            bail!("invalid pattern {pattern:?}: no `.` or `..` segments");
+            bail_as!(
+                Exit::Usage,
+                "invalid pattern {pattern:?}: no `.` or `..` segments"
+            );
         }
         if i > 0 {
             url.push('/');

@@ -29,8 +29,6 @@ use super::value::dotenv_quote;
 /// Arguments of `export`.
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    #[command(flatten)]
-    pub opts: GlobalOpts,
     /// Full paths of the secrets (at most 1000); one ending in `/` exports everything below it.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
@@ -46,13 +44,13 @@ pub struct ExportArgs {
 }
 
 /// Runs `export`.
-pub async fn run(a: ExportArgs) -> anyhow::Result<()> {
-    let json = a.format == "json" || a.opts.json;
+pub async fn run(opts: &GlobalOpts, a: ExportArgs) -> anyhow::Result<()> {
+    let json = a.format == "json" || opts.json;
     // Refuse what would fail before the daemon audits an export nobody receives.
     if let Some(out) = &a.output {
         check_output(out, a.force)?;
     }
-    let client = Client::new(&a.opts)?;
+    let client = Client::new(opts)?;
     let body = serde_json::to_vec(&json!({ "paths": a.paths }))?;
     let answer = client.post_secret("/v1/export", body).await?;
     let secrets = parse(&answer)?;

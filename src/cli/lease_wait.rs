@@ -10,12 +10,12 @@ use super::client::{Client, LONG_POLL_TIMEOUT, http_error, item_url};
 use super::leases::state;
 use super::{GlobalOpts, text};
 
-/// Long-polls the lease until it is no longer pending or `timeout` seconds have passed.
-pub async fn wait(opts: &GlobalOpts, mut lease: Value, timeout: u64) -> anyhow::Result<Value> {
+/// Long-polls the lease until it is no longer pending or `deadline` has passed (never
+/// returning a pending lease before it: a wait of N seconds is N seconds, not N-1).
+pub async fn wait(opts: &GlobalOpts, mut lease: Value, deadline: Instant) -> anyhow::Result<Value> {
     let client = Client::with_timeout(opts, LONG_POLL_TIMEOUT)?;
     let url = item_url("leases", &text(&lease, "id"))?;
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(timeout);
     let approval = text(&lease["approval"], "id");
     let mut spinner = Spinner::new(start, &approval);
     let mut told = false;
@@ -24,7 +24,9 @@ pub async fn wait(opts: &GlobalOpts, mut lease: Value, timeout: u64) -> anyhow::
         if left.is_zero() {
             break;
         }
-        let wait = left.as_secs().clamp(1, 55).to_string();
+        // Whole seconds, rounded up: the last poll ends at or after the deadline.
+        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        let wait = secs.clamp(1, 55).to_string();
         let asked = Instant::now();
         match spinner
             .around(client.get(&url, &[("wait", wait), ("seen", "pending".into())]))

@@ -2,11 +2,12 @@
 //! value), show, list, revoke and read leases. A value is printed only on an explicit ask
 //! (`lease request --reveal`, `lease read`), alone on stdout.
 
-use anyhow::bail;
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 use super::client::{Client, LONG_POLL_TIMEOUT, http_error, item_url};
+use super::exit::{Exit, bail_as};
 use super::value::Revealed;
 use super::{GlobalOpts, output, print_fields, print_json, print_table, text};
 
@@ -18,6 +19,20 @@ pub enum LeaseCommand {
     /// Prints the lease's id, state and the rule that applied. No value is printed unless
     /// --reveal is given, and then only the value goes to stdout.
     Request(RequestArgs),
+    /// Wait until a pending lease is decided (or --timeout runs out), then say what it became.
+    ///
+    /// Exits 0 once the lease is active, 7 when it was denied or expired, 8 when it is still
+    /// pending at the end of --timeout.
+    Wait {
+        /// Lease id.
+        id: String,
+        /// Longest wait, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        timeout: u64,
+        /// Once active, use the lease and print only the value on stdout (read leases).
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Show a lease; with --wait, answer as soon as its state changes.
     Show {
         /// Lease id.
@@ -94,6 +109,26 @@ pub struct RequestArgs {
 pub async fn run(opts: &GlobalOpts, cmd: LeaseCommand) -> anyhow::Result<()> {
     match cmd {
         LeaseCommand::Request(args) => request(opts, args).await,
+        LeaseCommand::Wait {
+            id,
+            timeout,
+            reveal: show_value,
+        } => {
+            let client = Client::new(opts)?;
+            let lease = client.get(&item_url("leases", &id)?, &[]).await?;
+            if show_value && text(&lease, "action") != "read" {
+                bail_as!(
+                    Exit::Usage,
+                    "--reveal prints a value: lease {id} is a {} lease",
+                    text(&lease, "action")
+                );
+            }
+            let how = Outcome {
+                wait: Some(timeout),
+                reveal: show_value,
+            };
+            settle(opts, &client, lease, how).await
+        }
         LeaseCommand::Show { id, wait } => {
             let url = item_url("leases", &id)?;
             let (client, query) = match wait {
@@ -214,7 +249,8 @@ async fn reveal(opts: &GlobalOpts, client: &Client, id: &str) -> anyhow::Result<
 
 async fn request(opts: &GlobalOpts, a: RequestArgs) -> anyhow::Result<()> {
     if a.reveal && a.action != "read" {
-        bail!(
+        bail_as!(
+            Exit::Usage,
             "--reveal prints a value: it needs a read lease, not {}",
             a.action
         );
@@ -234,50 +270,80 @@ async fn request(opts: &GlobalOpts, a: RequestArgs) -> anyhow::Result<()> {
             obj.insert(k.into(), v);
         }
     }
-    let mut lease = client.post("/v1/leases", &body).await?;
-    let id = text(&lease, "id");
+    let lease = client.post("/v1/leases", &body).await?;
     // With --reveal or --json stdout is kept for the value or the JSON.
-    let quiet = a.reveal || opts.json;
     let line = format!(
-        "lease {id}: {} (policy: {})",
+        "lease {}: {} (policy: {})",
+        text(&lease, "id"),
         text(&lease, "state"),
         text(&lease["policy"], "source")
     );
-    if quiet {
+    if a.reveal || opts.json {
         eprintln!("{line}");
     } else {
         outln!("{line}");
     }
+    let how = Outcome {
+        wait: a.wait.then_some(a.timeout),
+        reveal: a.reveal,
+    };
+    settle(opts, &client, lease, how).await
+}
+
+/// What `lease request` and `lease wait` do with a lease once they have it.
+struct Outcome {
+    /// Wait this many seconds while it is pending (None: do not wait).
+    wait: Option<u64>,
+    /// Once active, use it and print the value.
+    reveal: bool,
+}
+
+/// Waits for a pending lease when asked, then reveals the value, tells how to use the lease,
+/// or fails with the class of what it became (README, "Exit codes").
+async fn settle(
+    opts: &GlobalOpts,
+    client: &Client,
+    mut lease: Value,
+    how: Outcome,
+) -> anyhow::Result<()> {
+    let id = text(&lease, "id");
     if state(&lease) == "pending" {
-        announce_pending(&lease);
-        if a.wait {
-            lease = super::lease_wait::wait(opts, lease, a.timeout).await?;
+        announce_pending(&lease, how.wait.is_some());
+        if let Some(secs) = how.wait {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            lease = super::lease_wait::wait(opts, lease, deadline).await?;
         }
     }
-    if opts.json && !(a.reveal && state(&lease) == "active") {
+    if opts.json && !(how.reveal && state(&lease) == "active") {
         print_json(&lease);
     }
-    match state(&lease).as_str() {
-        "active" if a.reveal => reveal(opts, &client, &id).await,
-        "active" if a.action == "read" => {
+    match (state(&lease).as_str(), how.wait) {
+        ("active", _) if how.reveal => reveal(opts, client, &id).await,
+        ("active", _) if text(&lease, "action") == "read" => {
             eprintln!(
                 "lease {id} is active; use --reveal to print the value (or run `latchkey lease read {id}`)"
             );
             Ok(())
         }
-        "active" => {
+        ("active", _) => {
             eprintln!("lease {id} is active for proxy use");
             Ok(())
         }
-        "pending" if a.wait => bail!(
-            "lease {id} is still pending after {} s; check it with `latchkey lease show {id}`",
-            a.timeout
+        ("pending", Some(secs)) => bail_as!(
+            Exit::Pending,
+            "lease {id} is still pending after {secs} s; wait longer with `latchkey lease wait {id}`"
         ),
-        "pending" if a.reveal => bail!(
-            "lease {id} is pending approval: add --wait to wait for it, or later run `latchkey lease read {id}`"
+        ("pending", None) if how.reveal => bail_as!(
+            Exit::Pending,
+            "lease {id} is pending approval, so there is no value yet: add --wait to wait for it, or run `latchkey lease wait {id} --reveal`"
         ),
-        "pending" => Ok(()),
-        _ => bail!("{}", ended(&lease)),
+        ("pending", None) => {
+            eprintln!(
+                "lease {id} is pending; wait for the decision with `latchkey lease wait {id}` (or request with --wait)"
+            );
+            Ok(())
+        }
+        _ => bail_as!(Exit::LeaseEnded, "{}", ended(&lease)),
     }
 }
 
@@ -285,15 +351,18 @@ pub(super) fn state(lease: &Value) -> String {
     text(lease, "state")
 }
 
-/// Tells, on stderr, which approval a pending lease waits for and how to give it.
-pub(super) fn announce_pending(lease: &Value) {
+/// Tells, on stderr, which approval a pending lease waits for and how an approver gives it;
+/// "waiting" only when this process is about to wait.
+pub(super) fn announce_pending(lease: &Value, waiting: bool) {
     let appr = text(&lease["approval"], "id");
     eprintln!(
-        "approval {appr}: needs {} vote(s) by {}",
+        "approval {appr}: needs {} vote(s) by {} (an approver runs: latchkey approve {appr})",
         text(&lease["approval"], "votes_needed"),
         text(&lease["approval"], "deadline")
     );
-    eprintln!("waiting for approval (approve with: latchkey approve {appr})");
+    if waiting {
+        eprintln!("waiting for approval {appr}");
+    }
 }
 
 /// The one line for a lease that did not become (or is no longer) usable.

@@ -17,10 +17,14 @@ macro_rules! outln {
     };
 }
 
+pub mod admin_tokens;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod client;
+pub mod docs;
+pub mod examples;
+pub mod exit;
 pub mod export;
 pub mod grants;
 pub mod import;
@@ -33,28 +37,42 @@ pub mod run;
 mod run_child;
 mod run_leases;
 pub mod secrets;
+pub mod status;
 pub mod tokens;
 pub mod value;
 pub mod webhooks;
 
 use serde_json::Value;
 
-/// Options shared by every client command (also accepted after the subcommand).
-#[derive(clap::Args, Clone)]
+/// The daemon's address when neither --addr nor LATCHKEY_ADDR is given.
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:8200";
+
+/// Options of every client command, accepted before or after the subcommand
+/// (`latchkey --json secret ls` and `latchkey secret ls --json` are the same).
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
     /// The daemon's address.
     #[arg(
         long,
         env = "LATCHKEY_ADDR",
-        default_value = "http://127.0.0.1:8200",
+        hide_env_values = true,
+        default_value = DEFAULT_ADDR,
+        value_name = "URL",
         global = true
     )]
     pub addr: String,
-    /// Bearer credential: an admin token, agent key or scoped token. Prefer the environment
-    /// variable: a value on the command line is visible to other local users.
-    #[arg(long, env = "LATCHKEY_TOKEN", hide_env_values = true, global = true)]
+    /// Bearer credential: an admin token, agent key, scoped token or approver token. Prefer
+    /// the environment variable: a value on the command line is visible to other local users.
+    #[arg(
+        long,
+        env = "LATCHKEY_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        global = true
+    )]
     pub token: Option<String>,
-    /// Print the daemon's raw JSON response instead of tables and lines.
+    /// Print the daemon's JSON answer instead of tables and lines.
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -62,73 +80,66 @@ pub struct GlobalOpts {
 /// Client commands: each talks to a running daemon.
 #[derive(clap::Subcommand)]
 pub enum ClientCommand {
+    /// Show who the token is: admin, approver, agent or scoped token, with its scopes,
+    /// namespace and expiry.
+    Whoami,
+    /// Show the daemon's address, version, readiness and approval channels.
+    ///
+    /// Works without a token (readiness only); with one it also shows the daemon's version.
+    /// Exits non-zero when the daemon is unreachable (3) or not ready (1).
+    Status,
     /// Store, describe, list, delete, restore and roll back secrets (values are never shown).
     Secret {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: secrets::SecretCommand,
     },
-    /// Register and manage agents.
+    /// Register and manage agents (by id or unique name).
     Agent {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: agents::AgentCommand,
     },
     /// Mint and revoke scoped tokens.
     Token {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: tokens::TokenCommand,
     },
+    /// List, mint and revoke admin tokens (admin; audited).
+    AdminToken {
+        #[command(subcommand)]
+        cmd: admin_tokens::AdminTokenCommand,
+    },
     /// Import secrets from files.
     Import {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: import::ImportCommand,
     },
     /// Read and verify the audit log (admin).
     Audit {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: audit::AuditCommand,
     },
     /// Audit webhook subscriptions (admin).
     Webhook {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: webhooks::WebhookCommand,
     },
     /// Proxy services (admin).
     Service {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: webhooks::ServiceCommand,
     },
     /// Manage the keyring's key-encryption keys (admin).
     Keys {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: keys::KeysCommand,
     },
     /// Request, wait for, show, list, revoke and read leases.
     Lease {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: leases::LeaseCommand,
     },
     /// List and show approvals waiting for a decision.
     Approvals {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: approvals::ApprovalsCommand,
     },
@@ -138,22 +149,16 @@ pub enum ClientCommand {
     Deny(VoteArgs),
     /// Issue approver tokens (admin).
     Approver {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: approvals::ApproverCommand,
     },
     /// Create, list and delete grants (admin).
     Grant {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: grants::GrantCommand,
     },
     /// Set, list and remove approval policies for path patterns (admin).
     Policy {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: policies::PolicyCommand,
     },
@@ -163,8 +168,6 @@ pub enum ClientCommand {
     Export(export::ExportArgs),
     /// List the scheduled jobs and run one now (admin).
     Jobs {
-        #[command(flatten)]
-        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: jobs::JobsCommand,
     },
@@ -173,8 +176,6 @@ pub enum ClientCommand {
 /// Arguments of `approve` and `deny`.
 #[derive(clap::Args)]
 pub struct VoteArgs {
-    #[command(flatten)]
-    opts: GlobalOpts,
     /// Approval id (see `latchkey approvals ls`).
     id: String,
     /// Why (at most 400 characters; recorded with the vote).
@@ -182,27 +183,106 @@ pub struct VoteArgs {
     reason: Option<String>,
 }
 
-/// Runs a client command.
-pub async fn execute(cmd: ClientCommand) -> anyhow::Result<()> {
+/// Commands that do not talk to the daemon: --addr and --token mean nothing to them, and
+/// their help does not list them.
+pub const LOCAL_COMMANDS: &[&str] = &["init", "serve", "completions", "man"];
+
+/// Commands whose output is not the daemon's answer, so --json would change nothing.
+pub const NO_JSON_COMMANDS: &[&str] = &["init", "serve", "completions", "man", "run"];
+
+/// The command tree as the binary uses it for parsing, help, completions and man pages: an
+/// example under every command, and the global options hidden where they do nothing.
+pub fn decorate(cmd: clap::Command) -> clap::Command {
+    use clap::{Arg, ArgAction};
+    let mut cmd = examples::add_examples(cmd);
+    for name in LOCAL_COMMANDS {
+        if cmd.find_subcommand(name).is_none() {
+            continue;
+        }
+        // A subcommand's own argument of the same id keeps the global one out of it (and out
+        // of its help); given anyway, [`misplaced_global`] refuses it.
+        cmd = cmd.mut_subcommand(name, |sub| {
+            sub.arg(Arg::new("addr").long("addr").hide(true))
+                .arg(Arg::new("token").long("token").hide(true))
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .action(ArgAction::SetTrue)
+                        .hide(true),
+                )
+        });
+    }
+    cmd
+}
+
+/// Why a global option given on the command line does nothing for the command it was given
+/// to (`--json` on `run`, `--addr` on `serve`, …), for a usage error; None when all is well.
+/// Values from the environment (LATCHKEY_ADDR, LATCHKEY_TOKEN) are never refused.
+pub fn misplaced_global(matches: &clap::ArgMatches) -> Option<(String, String)> {
+    use clap::parser::ValueSource;
+    let (name, sub) = matches.subcommand()?;
+    let given = |id: &str| {
+        [matches, sub].iter().any(|m| {
+            m.try_get_raw(id).is_ok_and(|v| v.is_some())
+                && m.value_source(id) == Some(ValueSource::CommandLine)
+        })
+    };
+    if given("json") && NO_JSON_COMMANDS.contains(&name) {
+        let why = match name {
+            "run" => "it prints only what the command it runs prints",
+            "completions" | "man" => "its output is a script or a man page",
+            _ => "it does not print a daemon answer",
+        };
+        return Some((
+            name.into(),
+            format!("--json does nothing for `latchkey {name}`: {why}"),
+        ));
+    }
+    if LOCAL_COMMANDS.contains(&name) {
+        for opt in ["addr", "token"] {
+            if given(opt) {
+                let hint = if name == "serve" && opt == "addr" {
+                    " (the daemon listens on --listen)"
+                } else {
+                    ""
+                };
+                return Some((
+                    name.into(),
+                    format!(
+                        "--{opt} is for the commands that talk to a daemon, not `latchkey {name}`{hint}"
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Runs a client command with the global options.
+pub async fn execute(cmd: ClientCommand, opts: GlobalOpts) -> anyhow::Result<()> {
+    let opts = &opts;
     match cmd {
-        ClientCommand::Secret { opts, cmd } => secrets::run(&opts, cmd).await,
-        ClientCommand::Agent { opts, cmd } => agents::run(&opts, cmd).await,
-        ClientCommand::Token { opts, cmd } => tokens::run(&opts, cmd).await,
-        ClientCommand::Import { opts, cmd } => import::run(&opts, cmd).await,
-        ClientCommand::Audit { opts, cmd } => audit::run(&opts, cmd).await,
-        ClientCommand::Keys { opts, cmd } => keys::run(&opts, cmd).await,
-        ClientCommand::Lease { opts, cmd } => leases::run(&opts, cmd).await,
-        ClientCommand::Approvals { opts, cmd } => approvals::run(&opts, cmd).await,
-        ClientCommand::Approve(a) => approvals::vote(&a.opts, &a.id, "approve", a.reason).await,
-        ClientCommand::Deny(a) => approvals::vote(&a.opts, &a.id, "deny", a.reason).await,
-        ClientCommand::Approver { opts, cmd } => approvals::run_approver(&opts, cmd).await,
-        ClientCommand::Grant { opts, cmd } => grants::run(&opts, cmd).await,
-        ClientCommand::Policy { opts, cmd } => policies::run(&opts, cmd).await,
-        ClientCommand::Run(a) => run::run(a).await,
-        ClientCommand::Export(a) => export::run(a).await,
-        ClientCommand::Jobs { opts, cmd } => jobs::run(&opts, cmd).await,
-        ClientCommand::Webhook { opts, cmd } => webhooks::run(&opts, cmd).await,
-        ClientCommand::Service { opts, cmd } => webhooks::run_service(&opts, cmd).await,
+        ClientCommand::Whoami => status::whoami(opts).await,
+        ClientCommand::Status => status::status(opts).await,
+        ClientCommand::Secret { cmd } => secrets::run(opts, cmd).await,
+        ClientCommand::Agent { cmd } => agents::run(opts, cmd).await,
+        ClientCommand::Token { cmd } => tokens::run(opts, cmd).await,
+        ClientCommand::AdminToken { cmd } => admin_tokens::run(opts, cmd).await,
+        ClientCommand::Import { cmd } => import::run(opts, cmd).await,
+        ClientCommand::Audit { cmd } => audit::run(opts, cmd).await,
+        ClientCommand::Keys { cmd } => keys::run(opts, cmd).await,
+        ClientCommand::Lease { cmd } => leases::run(opts, cmd).await,
+        ClientCommand::Approvals { cmd } => approvals::run(opts, cmd).await,
+        ClientCommand::Approve(a) => approvals::vote(opts, &a.id, "approve", a.reason).await,
+        ClientCommand::Deny(a) => approvals::vote(opts, &a.id, "deny", a.reason).await,
+        ClientCommand::Approver { cmd } => approvals::run_approver(opts, cmd).await,
+        ClientCommand::Grant { cmd } => grants::run(opts, cmd).await,
+        ClientCommand::Policy { cmd } => policies::run(opts, cmd).await,
+        ClientCommand::Run(a) => run::run(opts, a).await,
+        ClientCommand::Export(a) => export::run(opts, a).await,
+        ClientCommand::Jobs { cmd } => jobs::run(opts, cmd).await,
+        ClientCommand::Webhook { cmd } => webhooks::run(opts, cmd).await,
+        ClientCommand::Service { cmd } => webhooks::run_service(opts, cmd).await,
     }
 }
 
@@ -315,6 +395,8 @@ mod tests {
 
     #[derive(Parser)]
     struct Top {
+        #[command(flatten)]
+        opts: GlobalOpts,
         #[command(subcommand)]
         cmd: ClientCommand,
     }
@@ -342,13 +424,17 @@ mod tests {
     fn command_line_parses() {
         use clap::CommandFactory;
         Top::command().debug_assert();
-        let t =
-            Top::try_parse_from(["lk", "secret", "ls", "--json", "--addr", "http://x:1"]).unwrap();
-        let ClientCommand::Secret { opts, .. } = t.cmd else {
-            panic!("not a secret command")
-        };
-        assert!(opts.json);
-        assert_eq!(opts.addr, "http://x:1");
+        // The global options go before or after the subcommand, or in between.
+        for args in [
+            &["lk", "secret", "ls", "--json", "--addr", "http://x:1"][..],
+            &["lk", "--json", "--addr", "http://x:1", "secret", "ls"],
+            &["lk", "--json", "secret", "--addr", "http://x:1", "ls"],
+        ] {
+            let t = Top::try_parse_from(args).unwrap();
+            assert!(matches!(t.cmd, ClientCommand::Secret { .. }));
+            assert!(t.opts.json, "{args:?}");
+            assert_eq!(t.opts.addr, "http://x:1", "{args:?}");
+        }
         assert!(Top::try_parse_from(["lk", "import", ".env", "f", "--namespace", "n"]).is_ok());
         assert!(Top::try_parse_from(["lk", "import", "env", "f", "--namespace", "n"]).is_ok());
         // The value of a secret never comes from argv.
@@ -392,7 +478,7 @@ mod tests {
         let ClientCommand::Deny(v) = t.cmd else {
             panic!("not deny")
         };
-        assert_eq!((v.id.as_str(), v.opts.addr.as_str()), ("a1", "http://x:1"));
+        assert_eq!((v.id.as_str(), t.opts.addr.as_str()), ("a1", "http://x:1"));
         assert!(ok(&["approver", "token", "alice"]));
         assert!(ok(&[
             "grant",

@@ -19,10 +19,9 @@
 use std::collections::BTreeMap;
 use std::process::Stdio;
 
-use anyhow::bail;
-
 use super::GlobalOpts;
 use super::client::Client;
+use super::exit::{Exit, bail_as};
 use super::run_child::{Signals, exit_code, finish, forward};
 use super::run_leases::{Vars, Want, fetch_all, revoke_all};
 
@@ -30,8 +29,6 @@ use super::run_leases::{Vars, Want, fetch_all, revoke_all};
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("inject").required(true).multiple(true).args(["secrets", "bundles"])))]
 pub struct RunArgs {
-    #[command(flatten)]
-    pub opts: GlobalOpts,
     /// Put the secret at PATH in the command's environment as ENV (repeat for several).
     #[arg(long = "secret", value_name = "ENV=PATH", value_parser = parse_mapping)]
     pub secrets: Vec<Mapping>,
@@ -103,11 +100,12 @@ fn parse_mapping(s: &str) -> Result<Mapping, String> {
 
 /// Runs `latchkey run`. Returns only on an error before the command started; otherwise the
 /// process exits with the command's code (see [`finish`]).
-pub async fn run(a: RunArgs) -> anyhow::Result<()> {
+pub async fn run(opts: &GlobalOpts, a: RunArgs) -> anyhow::Result<()> {
     let mut seen = BTreeMap::new();
     for m in &a.secrets {
         if let Some(other) = seen.insert(m.env.as_str(), m.path.as_str()) {
-            bail!(
+            bail_as!(
+                Exit::Usage,
                 "{} is given twice (--secret {0}={other} and --secret {0}={})",
                 m.env,
                 m.path
@@ -115,9 +113,9 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
         }
     }
     let Some(program) = a.command.first() else {
-        bail!("give the command to run after `--`");
+        bail_as!(Exit::Usage, "give the command to run after `--`");
     };
-    let client = Client::new(&a.opts)?;
+    let client = Client::new(opts)?;
     let program_name = program.rsplit('/').next().unwrap_or(program);
     let reason = a
         .reason
@@ -131,7 +129,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     let mut leases: Vec<String> = Vec::new();
     let mut vars: Vars = BTreeMap::new();
     let obtained = {
-        let fetch = fetch_all(&a, &client, &reason, &wants, &mut leases, &mut vars);
+        let fetch = fetch_all(opts, &a, &client, &reason, &wants, &mut leases, &mut vars);
         tokio::select! {
             r = fetch => Ok(r),
             sig = signals.recv() => Err(sig),
@@ -141,7 +139,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             drop(vars);
-            revoke_all(&a.opts, &leases).await;
+            revoke_all(opts, &leases).await;
             return Err(e);
         }
         Err(sig) => {
@@ -150,7 +148,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
                 "latchkey: interrupted by SIG{}; revoking the leases",
                 sig.name
             );
-            revoke_all(&a.opts, &leases).await;
+            revoke_all(opts, &leases).await;
             std::process::exit(128 + sig.number);
         }
     }
@@ -174,7 +172,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
         Ok(c) => c,
         Err(e) => {
             eprintln!("latchkey: cannot start {program}: {e}");
-            revoke_all(&a.opts, &leases).await;
+            revoke_all(opts, &leases).await;
             // As shells do: 127 when the command is not found, 126 when it cannot run.
             let code = if e.kind() == std::io::ErrorKind::NotFound {
                 127
@@ -195,7 +193,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
             }
         }
     };
-    revoke_all(&a.opts, &leases).await;
+    revoke_all(opts, &leases).await;
     let code = match status {
         Ok(st) => exit_code(st),
         Err(e) => {
@@ -214,6 +212,8 @@ mod tests {
 
     #[derive(Parser)]
     struct Top {
+        #[command(flatten)]
+        _opts: GlobalOpts,
         #[command(subcommand)]
         cmd: super::super::ClientCommand,
     }
@@ -224,6 +224,7 @@ mod tests {
         match Top::try_parse_from(all) {
             Ok(Top {
                 cmd: super::super::ClientCommand::Run(r),
+                ..
             }) => Ok(r),
             Ok(_) => Err("not run".into()),
             Err(e) => Err(e.to_string()),

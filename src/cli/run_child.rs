@@ -7,9 +7,10 @@ use std::process::Stdio;
 use anyhow::Context;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// Ends the process with the command's code. `main` maps `Ok` to 0 and `Err` to 1, so the
-/// child's own code cannot travel back through a `Result`: we exit here instead, after every
-/// lease is revoked and every value buffer dropped (nothing else is left to clean up).
+/// Ends the process with the command's code. `main` maps `Ok` to 0 and `Err` to the class of
+/// the failure (`cli::exit`), so the child's own code cannot travel back through a `Result`:
+/// we exit here instead, after every lease is revoked and every value buffer dropped (nothing
+/// else is left to clean up).
 pub(super) fn finish(code: i32) -> ! {
     std::process::exit(code)
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use super::exit::{Exit, bail_as};
 use reqwest::Method;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -37,6 +39,7 @@ pub(super) type Vars = BTreeMap<String, (String, Zeroizing<String>)>;
 /// Requests, waits for and reads every lease in turn, filling `leases` (for revocation, as
 /// soon as each exists) and `vars`. The approval wait is shared by all of them.
 pub(super) async fn fetch_all(
+    opts: &GlobalOpts,
     a: &RunArgs,
     client: &Client,
     reason: &str,
@@ -59,17 +62,17 @@ pub(super) async fn fetch_all(
         leases.push(id.clone());
         if state(&lease) == "pending" {
             eprintln!("lease {id} on {path}: pending approval");
-            announce_pending(&lease);
-            let left = deadline.saturating_duration_since(Instant::now());
-            lease = super::lease_wait::wait(&a.opts, lease, left.as_secs()).await?;
+            announce_pending(&lease, true);
+            lease = super::lease_wait::wait(opts, lease, deadline).await?;
         }
         match state(&lease).as_str() {
             "active" => {}
-            "pending" => bail!(
+            "pending" => bail_as!(
+                Exit::Pending,
                 "lease {id} on {path} is still pending after {} s (--timeout); nothing was run",
                 a.timeout
             ),
-            _ => bail!("{}; nothing was run", ended(&lease)),
+            _ => bail_as!(Exit::LeaseEnded, "{}; nothing was run", ended(&lease)),
         }
         let url = format!("{}/secret", item_url("leases", &id)?);
         let revealed = Revealed::parse(&client.request_secret(Method::POST, &url).await?)?;

@@ -1,5 +1,6 @@
 //! Agent endpoints: register (provisions the namespace, returns the key once), list, show,
-//! change tier or disable, rotate the key.
+//! change tier or disable, rotate the key. An agent is named in a path by its id or its
+//! unique name.
 
 use axum::Json;
 use axum::extract::State;
@@ -56,14 +57,24 @@ fn check_tier(t: u8) -> Result<u8, ApiError> {
     }
 }
 
-fn check_id(id: &str) -> Result<(), ApiError> {
-    if id.len() == 26 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!(
+/// The agent a path's reference names: its id or unique name (`id:…`, `name:…` to say which).
+fn find(state: &AppState, reference: &str) -> Result<AgentRecord, ApiError> {
+    if reference.is_empty() || reference.len() > 80 {
+        return Err(ApiError::NotFound(format!(
             "no agent {:?}",
-            id.chars().take(40).collect::<String>()
-        )))
+            reference.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(state.store.find_agent(reference)?)
+}
+
+/// Does a reference name this agent? (An agent may show only itself, whichever way it names
+/// itself; no lookup is made, so other agents' names and ids are not probed.)
+fn names_itself(reference: &str, agent: &AgentRecord) -> bool {
+    match reference.split_once(':') {
+        Some(("id", id)) => id.eq_ignore_ascii_case(&agent.id),
+        Some(("name", name)) => name == agent.name,
+        _ => reference.eq_ignore_ascii_case(&agent.id) || reference == agent.name,
     }
 }
 
@@ -107,45 +118,41 @@ pub async fn list(
     Ok(Json(state.store.list_agents()?))
 }
 
-/// Show an agent (admin, or the agent itself).
-#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path)), responses((status = 200, body = AgentRecord)))]
+/// Show an agent by id or unique name (admin, or the agent itself).
+#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent's id or unique name (`id:…` or `name:…` to say which)")), responses((status = 200, body = AgentRecord), (status = 404, body = crate::error::ErrorBody), (status = 409, description = "the reference is one agent's id and another's name", body = crate::error::ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(reference): Path<String>,
 ) -> Result<Json<AgentRecord>, ApiError> {
     // The admin reads any agent; an agent credential only its own.
     if let Identity::Agent { agent, .. } = &caller.identity
-        && agent.id != id
+        && !names_itself(&reference, agent)
     {
+        let shown: String = reference.chars().take(80).collect();
         caller
             .deny(
                 &state,
                 &agent.namespace,
-                &id,
+                &shown,
                 "show",
                 "an agent reads only itself",
             )
             .await?;
     }
-    check_id(&id)?;
-    state
-        .store
-        .get_agent(&id)?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no agent {id}")))
+    Ok(Json(find(&state, &reference)?))
 }
 
 /// Change an agent's trust tier or disable it (admin).
-#[utoipa::path(patch, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path)), request_body = UpdateAgent, responses((status = 200, body = AgentRecord)))]
+#[utoipa::path(patch, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent's id or unique name")), request_body = UpdateAgent, responses((status = 200, body = AgentRecord)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Admin,
-    Path(id): Path<String>,
+    Path(reference): Path<String>,
     JsonBody(body): JsonBody<UpdateAgent>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    check_id(&id)?;
     let tier = body.trust_tier.map(check_tier).transpose()?;
+    let id = find(&state, &reference)?.id;
     Ok(Json(
         state
             .store
@@ -155,13 +162,13 @@ pub async fn update(
 }
 
 /// Replace an agent's API key; the old one stops working (admin).
-#[utoipa::path(post, path = "/v1/agents/{id}/rotate-key", tag = "agents", params(("id" = String, Path)), responses((status = 200, body = AgentWithKey)))]
+#[utoipa::path(post, path = "/v1/agents/{id}/rotate-key", tag = "agents", params(("id" = String, Path, description = "The agent's id or unique name")), responses((status = 200, body = AgentWithKey)))]
 pub async fn rotate_key(
     State(state): State<AppState>,
     caller: Admin,
-    Path(id): Path<String>,
+    Path(reference): Path<String>,
 ) -> Result<Json<AgentWithKey>, ApiError> {
-    check_id(&id)?;
+    let id = find(&state, &reference)?.id;
     let (agent, api_key) = state
         .store
         .rotate_agent_key(id, caller.origin.clone())

@@ -2,6 +2,7 @@
 //! answer bad input with the JSON error shape, and the OpenAPI document generated from the
 //! handlers' annotations.
 
+mod admin_tokens;
 mod agents;
 mod approvals;
 mod audit;
@@ -19,6 +20,7 @@ mod secrets;
 mod system;
 mod tokens;
 mod webhooks;
+mod whoami;
 
 use std::time::Duration;
 
@@ -52,7 +54,8 @@ pub struct Path<T>(pub T);
 #[openapi(
     info(title = "Latchkey", description = "Secrets for AI agents, with humans in the loop."),
     paths(
-        system::healthz, system::readyz, system::openapi_json, system::keys_rotate, system::keys_rewrap, system::keys_list,
+        system::healthz, system::readyz, system::openapi_json, system::status, whoami::whoami, system::keys_rotate, system::keys_rewrap, system::keys_list,
+        admin_tokens::list, admin_tokens::mint, admin_tokens::revoke,
         secret_write::put_secret, secrets::describe, secret_list::list, secret_lifecycle::versions, secret_lifecycle::rollback, secret_lifecycle::delete, secret_lifecycle::restore,
         agents::create, agents::list, agents::get_one, agents::update, agents::rotate_key,
         tokens::mint, tokens::revoke, tokens::revoke_one,
@@ -88,7 +91,7 @@ impl utoipa::Modify for BearerAuth {
 /// class of caller it serves (`crate::access`): this table is where who-may-call-what is
 /// decided, and the route × credential test in `tests/it/access.rs` holds it to that.
 pub fn router(state: AppState) -> Router {
-    use crate::access::Class::{Admin, Agent, Decider, Holder};
+    use crate::access::Class::{Admin, Agent, Any, Decider, Holder};
     let limit = state.config.http.max_body_bytes;
     let timeout = Duration::from_secs(state.config.http.request_timeout_seconds);
     let g = |class, routes| crate::access::guard(&state, class, routes);
@@ -103,6 +106,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/bots/discord/interactions",
             post(crate::channels::discord::interactions),
+        )
+        .route("/v1/status", g(Any, get(system::status)))
+        .route("/v1/whoami", g(Any, get(whoami::whoami)))
+        .route(
+            "/v1/admin-tokens",
+            g(Admin, get(admin_tokens::list).post(admin_tokens::mint)),
+        )
+        .route(
+            "/v1/admin-tokens/{id}",
+            g(Admin, delete(admin_tokens::revoke)),
         )
         .route("/v1/keys", g(Admin, get(system::keys_list)))
         .route("/v1/keys/rotate", g(Admin, post(system::keys_rotate)))

@@ -10,6 +10,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::ApiDoc;
 use crate::access::Admin;
 use crate::audit::Draft;
+use crate::auth::Caller;
 use crate::crypto::Keyring;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -33,6 +34,21 @@ pub struct Ready {
 /// Readiness: the store accepts reads and the writer runs.
 #[utoipa::path(get, path = "/readyz", tag = "system", security(), responses((status = 200, body = Ready), (status = 503, body = Ready)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+    let (ready, checks) = readiness(&state);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Ready {
+        status: if ready { "ready" } else { "not_ready" },
+        checks: serde_json::Value::Object(checks),
+    };
+    (status, Json(body))
+}
+
+/// Whether the daemon is ready, and each check by name (`store`, `channel:NAME`).
+fn readiness(state: &AppState) -> (bool, serde_json::Map<String, serde_json::Value>) {
     let store_ok = state.store.healthy();
     let mut checks = serde_json::Map::new();
     checks.insert(
@@ -45,17 +61,48 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Ready>) 
         channels_ok &= st == "ok" || !st.contains("misconfigured");
         checks.insert(format!("channel:{name}"), json!(st));
     }
-    let ready = store_ok && channels_ok;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = Ready {
+    (store_ok && channels_ok, checks)
+}
+
+/// The daemon as `latchkey status` shows it.
+#[derive(Serialize, ToSchema)]
+pub struct DaemonStatus {
+    /// The daemon's version.
+    pub version: &'static str,
+    /// `ready` or `not_ready`, as `/readyz` says.
+    pub status: &'static str,
+    /// The store's health: `ok` or `failing`.
+    pub store: &'static str,
+    /// Each configured approval channel (`telegram`, `discord`) with its state: `starting`,
+    /// `ok`, or what is wrong.
+    #[schema(value_type = Object)]
+    pub channels: serde_json::Value,
+    /// How many approvers are configured.
+    pub approvers: usize,
+    /// Whether admin tokens may vote on approvals (`serve --dev`).
+    pub admin_is_approver: bool,
+}
+
+/// Version, readiness and approval channels (any credential).
+#[utoipa::path(get, path = "/v1/status", tag = "system", responses((status = 200, body = DaemonStatus), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn status(State(state): State<AppState>, _caller: Caller) -> Json<DaemonStatus> {
+    let (ready, checks) = readiness(&state);
+    let channels: serde_json::Map<String, serde_json::Value> = checks
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("channel:")?.to_string(), v.clone())))
+        .collect();
+    Json(DaemonStatus {
+        version: env!("CARGO_PKG_VERSION"),
         status: if ready { "ready" } else { "not_ready" },
-        checks: serde_json::Value::Object(checks),
-    };
-    (status, Json(body))
+        store: if checks.get("store") == Some(&json!("ok")) {
+            "ok"
+        } else {
+            "failing"
+        },
+        channels: serde_json::Value::Object(channels),
+        approvers: state.config.approvers.len(),
+        admin_is_approver: state.config.approvals.admin_is_approver,
+    })
 }
 
 /// This document.

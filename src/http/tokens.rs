@@ -94,7 +94,7 @@ pub async fn mint(
         .map(|s| Scope::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
     let now = OffsetDateTime::now_utc();
-    let exp = now.unix_timestamp() + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
+    let mut exp = now.unix_timestamp() + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
 
     let (agent, parent, mut session_id, mut task_id) = match &caller.identity {
         Identity::Admin { .. } => {
@@ -145,6 +145,13 @@ pub async fn mint(
                     "the requested scopes are wider than the parent's",
                 )
                 .await?;
+            }
+            // Without an asked lifetime, a child lives as long as the default allows and never
+            // past its parent; an asked lifetime beyond the parent's is an escalation.
+            if body.ttl_seconds.is_none()
+                && let Some(parent_exp) = *expires_at
+            {
+                exp = exp.min(parent_exp);
             }
             if expires_at.is_some_and(|parent_exp| exp > parent_exp) {
                 escalate(

@@ -95,6 +95,7 @@ impl Store {
                     created_at: now,
                     revoked_at: None,
                     approver: None,
+                    description: None,
                 };
                 insert_credential(ctx, &k, &cred)?;
                 save_agent(ctx, &agent)?;
@@ -193,6 +194,7 @@ impl Store {
                     created_at: now,
                     revoked_at: None,
                     approver: None,
+                    description: None,
                 };
                 insert_credential(ctx, &k, &cred)?;
                 save_agent(ctx, &agent)?;
@@ -218,6 +220,49 @@ impl Store {
     /// An agent by id.
     pub fn get_agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
         self.read_one(AGENTS, id)
+    }
+
+    /// The agent a reference names: its id or its unique name (`id:…` and `name:…` say
+    /// which). A bare reference that is one agent's id and another's name is refused as
+    /// ambiguous rather than guessed.
+    pub fn find_agent(&self, reference: &str) -> Result<AgentRecord, StoreError> {
+        let (by_id, by_name) = match reference.split_once(':') {
+            Some(("id", r)) => (Some(r), None),
+            Some(("name", r)) => (None, Some(r)),
+            _ => (Some(reference), Some(reference)),
+        };
+        let txn = self.read()?;
+        let agents = txn.open_table(AGENTS)?;
+        let load = |id: &str| -> Result<Option<AgentRecord>, StoreError> {
+            agents.get(id)?.map(|v| decode(v.value())).transpose()
+        };
+        let with_id = match by_id {
+            Some(id) => load(&id.to_ascii_lowercase())?,
+            None => None,
+        };
+        let named_id = match by_name {
+            Some(name) => txn
+                .open_table(AGENT_NAMES)?
+                .get(name)?
+                .map(|v| v.value().to_string()),
+            None => None,
+        };
+        let named = match named_id {
+            Some(id) => load(&id)?,
+            None => None,
+        };
+        match (with_id, named) {
+            (Some(a), Some(b)) if a.id != b.id => Err(StoreError::Conflict(format!(
+                "{reference:?} is the id of agent {} and the name of agent {}: say id:{reference} or name:{reference}",
+                a.name, b.id
+            ))),
+            (Some(a), _) | (None, Some(a)) => Ok(a),
+            (None, None) => Err(StoreError::NotFound(match (by_id, by_name) {
+                (Some(id), None) => format!("no agent with the id {id:?}"),
+                (None, Some(name)) => format!("no agent named {name:?}"),
+                _ => format!("no agent with the id or name {reference:?}"),
+            })),
+        }
     }
 
     /// Every agent, by id.

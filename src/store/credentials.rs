@@ -38,6 +38,49 @@ pub struct Credential {
     /// For approver tokens, the approver's name.
     #[serde(default)]
     pub approver: Option<String>,
+    /// For admin tokens, what it is for (shown by `latchkey admin-token ls`).
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An admin token as listed: never its value (which is not stored) nor its hash.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AdminTokenInfo {
+    /// Id (not secret): what `latchkey admin-token revoke` takes and audit events name.
+    pub id: String,
+    /// What it is for.
+    pub description: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Revocation time (RFC 3339), or null while it works.
+    pub revoked_at: Option<String>,
+}
+
+impl AdminTokenInfo {
+    fn of(c: &Credential) -> AdminTokenInfo {
+        AdminTokenInfo {
+            id: c.id.clone(),
+            description: c.description.clone().unwrap_or_default(),
+            created_at: c.created_at.clone(),
+            revoked_at: c.revoked_at.clone(),
+        }
+    }
+}
+
+/// The admin tokens of the credential table, by id (ULIDs: oldest first), with their hashes.
+fn admin_tokens(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<(String, Credential)>, StoreError> {
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (k, v) = item?;
+        let c: Credential = decode(v.value())?;
+        if c.kind == CredentialKind::Admin {
+            out.push((k.value().to_string(), c));
+        }
+    }
+    out.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    Ok(out)
 }
 
 pub(super) fn insert_credential(
@@ -75,15 +118,95 @@ pub(super) fn revoke_credential(
 }
 
 impl Store {
-    /// Creates an admin token; returns the token (shown once) and its id.
+    /// Creates an admin token (event `admin_token.minted`); returns the token, shown once and
+    /// stored only as its hash, and what `list_admin_tokens` will show of it.
     pub async fn create_admin_token(
         &self,
         description: String,
         origin: Origin,
-    ) -> Result<(String, String), StoreError> {
-        let details = json!({"kind": "admin", "description": description});
-        self.issue_credential("lk_admin_", CredentialKind::Admin, None, details, origin)
-            .await
+    ) -> Result<(String, AdminTokenInfo), StoreError> {
+        let token = crate::util::random_token("lk_admin_");
+        let t = token.clone();
+        let info = self
+            .write(move |ctx| {
+                let cred = Credential {
+                    id: crate::util::new_id(),
+                    kind: CredentialKind::Admin,
+                    agent_id: None,
+                    created_at: crate::util::rfc3339(ctx.now()),
+                    revoked_at: None,
+                    approver: None,
+                    description: Some(description.clone()),
+                };
+                insert_credential(ctx, &t, &cred)?;
+                let details = json!({"description": description});
+                audit(
+                    ctx,
+                    &origin,
+                    "admin_token.minted",
+                    "",
+                    &cred.id,
+                    "mint",
+                    details,
+                )?;
+                Ok(AdminTokenInfo::of(&cred))
+            })
+            .await?;
+        Ok((token, info))
+    }
+
+    /// Every admin token, revoked ones included, oldest first.
+    pub fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(CREDENTIALS)?;
+        Ok(admin_tokens(&table)?
+            .iter()
+            .map(|(_, c)| AdminTokenInfo::of(c))
+            .collect())
+    }
+
+    /// Is `token` a working admin token? (For `serve --dev`, which reuses the one it saved.)
+    pub fn is_active_admin_token(&self, token: &str) -> Result<bool, StoreError> {
+        let hash = crate::util::sha256_hex(token.as_bytes());
+        Ok(self
+            .find_credential_and_agent(&hash)?
+            .is_some_and(|(c, _)| c.kind == CredentialKind::Admin && c.revoked_at.is_none()))
+    }
+
+    /// Revokes an admin token (event `admin_token.revoked`). The last working one is refused:
+    /// without an admin token nobody could register agents or mint another.
+    pub async fn revoke_admin_token(
+        &self,
+        id: String,
+        origin: Origin,
+    ) -> Result<AdminTokenInfo, StoreError> {
+        self.write(move |ctx| {
+            let mut table = ctx.txn.open_table(CREDENTIALS)?;
+            let tokens = admin_tokens(&table)?;
+            let Some((hash, cred)) = tokens.iter().find(|(_, c)| c.id == id) else {
+                return Err(StoreError::NotFound(format!("no admin token {id}")));
+            };
+            if cred.revoked_at.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "admin token {id} is already revoked"
+                )));
+            }
+            let active = tokens.iter().filter(|(_, c)| c.revoked_at.is_none()).count();
+            if active <= 1 {
+                return Err(StoreError::Conflict(format!(
+                    "admin token {id} is the last working admin token: mint another first (latchkey admin-token mint)"
+                )));
+            }
+            let mut cred = cred.clone();
+            cred.revoked_at = Some(crate::util::rfc3339(ctx.now()));
+            table.insert(hash.as_str(), encode(&cred)?.as_slice())?;
+            drop(table);
+            let by_itself = origin.actor.kind == "admin" && origin.actor.id == cred.id;
+            let details = json!({"description": cred.description, "self": by_itself});
+            audit(ctx, &origin, "admin_token.revoked", "", &cred.id, "revoke", details)?;
+            Ok(AdminTokenInfo::of(&cred))
+        })
+        .await
     }
 
     /// Issues an API token for a configured approver; returns (token, id).
@@ -123,6 +246,7 @@ impl Store {
                 created_at: crate::util::rfc3339(ctx.now()),
                 revoked_at: None,
                 approver,
+                description: None,
             };
             insert_credential(ctx, &t, &cred)?;
             audit(ctx, &origin, "token.issued", "", &i, "issue", details)?;

@@ -35,7 +35,7 @@ use crate::notice::Notices;
 pub use agents::AgentRecord;
 pub use approvals::{ApprovalRecord, VoteResult};
 pub use audit_log::{AuditFilter, AuditPage, VerifyReport, parse_query_time};
-pub use credentials::{Credential, CredentialKind};
+pub use credentials::{AdminTokenInfo, Credential, CredentialKind};
 pub use housekeeping::{Checkpoint, JobRun};
 pub use lease_use::ReadOutcome;
 pub use leases::{LeaseRecord, NewLease};

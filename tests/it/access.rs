@@ -82,6 +82,41 @@ async fn every_route_answers_each_kind_of_credential_as_the_rules_say() {
         row(M::GET, "/openapi.json", "/openapi.json", None, [200; 5]),
         row(
             M::GET,
+            "/v1/status",
+            "/v1/status",
+            None,
+            [401, 200, 200, 200, 200],
+        ),
+        row(
+            M::GET,
+            "/v1/whoami",
+            "/v1/whoami",
+            None,
+            [401, 200, 200, 200, 200],
+        ),
+        row(
+            M::GET,
+            "/v1/admin-tokens",
+            "/v1/admin-tokens",
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        row(
+            M::POST,
+            "/v1/admin-tokens",
+            "/v1/admin-tokens",
+            Some(json!({"description": "table"})),
+            [401, 403, 403, 403, 201],
+        ),
+        row(
+            M::DELETE,
+            "/v1/admin-tokens/{id}",
+            "/v1/admin-tokens/01NOSUCHADMINTOKEN",
+            None,
+            [401, 403, 403, 403, 404],
+        ),
+        row(
+            M::GET,
             "/v1/keys",
             "/v1/keys",
             None,
@@ -182,6 +217,21 @@ async fn every_route_answers_each_kind_of_credential_as_the_rules_say() {
             M::GET,
             "/v1/agents/{id}",
             &format!("/v1/agents/{b_id}"),
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        // By unique name: an agent reaches itself, not another.
+        row(
+            M::GET,
+            "/v1/agents/{id}",
+            "/v1/agents/table-a",
+            None,
+            [401, 403, 200, 200, 200],
+        ),
+        row(
+            M::GET,
+            "/v1/agents/{id}",
+            "/v1/agents/table-b",
             None,
             [401, 403, 403, 403, 200],
         ),
@@ -732,8 +782,13 @@ async fn rotating_or_disabling_an_agent_key_ends_what_it_minted() {
             .mint(&key, json!({"scopes": ["secrets:read:/prod/**"]}))
             .await;
         let token = t["token"].as_str().unwrap().to_string();
+        // A shorter lifetime than the parent's: with the default one the child would outlive
+        // its parent as soon as a second has passed since the parent was minted (refused).
         let (_, t) = d
-            .mint(&token, json!({"scopes": ["secrets:read:/prod/**"]}))
+            .mint(
+                &token,
+                json!({"scopes": ["secrets:read:/prod/**"], "ttl_seconds": 300}),
+            )
             .await;
         let grandchild = t["token"].as_str().unwrap().to_string();
         let (s, l) = w

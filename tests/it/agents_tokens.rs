@@ -419,3 +419,37 @@ async fn agent_lifecycle_tier_disable_rotate() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_child_token_without_a_ttl_lives_as_long_as_its_parent() {
+    let d = Daemon::start().await;
+    let (_, key) = d.agent("parent-of-many", 3).await;
+    let (s, parent) = d
+        .mint(
+            &key,
+            json!({"scopes": ["secrets:read:**"], "ttl_seconds": 100}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{parent}");
+    // The default lifetime is longer than the parent's 100 s: the child is capped, not refused.
+    let (s, child) = d
+        .mint(
+            parent["token"].as_str().unwrap(),
+            json!({"scopes": ["secrets:read:**"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{child}");
+    assert_eq!(child["expires_at"], parent["expires_at"]);
+    // An asked lifetime beyond the parent's is still an escalation.
+    let (s, b) = d
+        .mint(
+            parent["token"].as_str().unwrap(),
+            json!({"scopes": ["secrets:read:**"], "ttl_seconds": 200}),
+        )
+        .await;
+    assert_eq!(
+        (s, crate::common::code(&b)),
+        (StatusCode::FORBIDDEN, "scope_escalation")
+    );
+    d.stop().await;
+}

@@ -129,12 +129,67 @@ async fn serve_dev_round_trip_sigterm_and_no_values_in_logs() {
         assert!(!audit.contains(c), "the audit output holds a value");
     }
 
-    // Second start on the same directory: a fresh admin token, the data still there.
+    // The development admin token is kept in the data directory, readable by its owner only.
+    let saved = cwd.path().join("latchkey-data/dev-admin-token");
+    assert_eq!(std::fs::read_to_string(&saved).unwrap().trim(), token);
+    let mode = std::fs::metadata(&saved).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Second start on the same directory: the same admin token, the data still there.
     let (child, addr, token2) = serve_dev(cwd.path());
-    assert_ne!(token, token2);
+    assert_eq!(token, token2, "serve --dev reprints its token");
     let r = http
         .get(format!("{addr}/v1/secrets/prod/key"))
         .bearer_auth(&token2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: serde_json::Value = http
+        .get(format!("{addr}/v1/admin-tokens"))
+        .bearer_auth(&token2)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dev: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["description"] == "serve --dev")
+        .collect();
+    assert_eq!(dev.len(), 1, "no new token per start: {list}");
+    // Revoked (with another admin token), it is replaced on the next start.
+    let other: serde_json::Value = http
+        .post(format!("{addr}/v1/admin-tokens"))
+        .bearer_auth(&token2)
+        .json(&json!({"description": "ops"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = http
+        .delete(format!(
+            "{addr}/v1/admin-tokens/{}",
+            dev[0]["id"].as_str().unwrap()
+        ))
+        .bearer_auth(other["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (ok, _) = sigterm_and_wait(child);
+    assert!(ok);
+    let (child, addr, token3) = serve_dev(cwd.path());
+    assert_ne!(token3, token, "a revoked token is not reprinted");
+    assert_eq!(std::fs::read_to_string(&saved).unwrap().trim(), token3);
+    let r = http
+        .get(format!("{addr}/v1/whoami"))
+        .bearer_auth(&token3)
         .send()
         .await
         .unwrap();

@@ -209,28 +209,40 @@ async fn no_value_without_reveal_and_the_other_commands() {
         assert!(text(&out).contains("use --reveal to print the value"), "{}", text(&out));
         assert!(text(&out).contains("policy: default: tier 3 × standard"), "{}", text(&out));
 
-        // Pending without --wait: exits 0 with the approval to give, no value.
+        // Pending without --wait: exits 0 saying "pending", how to wait, and the approval to
+        // give; nothing claims to be waiting, and no value.
         let out = cli(&base, &key, "lease request /shared/x --json");
         assert!(out.status.success(), "{}", text(&out));
         assert!(!text(&out).contains(CANARY));
         let pending: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(pending["state"], "pending");
         let err = String::from_utf8_lossy(&out.stderr);
-        let appr = pending["approval"]["id"].as_str().unwrap();
-        assert!(
-            err.contains(&format!("waiting for approval (approve with: latchkey approve {appr})")),
-            "{err}"
-        );
-        // --reveal on a pending lease without --wait: a clear failure, no value.
+        let (lid, appr) = (pending["id"].as_str().unwrap(), pending["approval"]["id"].as_str().unwrap());
+        assert!(err.contains(&format!("lease {lid} is pending")), "{err}");
+        assert!(err.contains(&format!("latchkey lease wait {lid}")), "{err}");
+        assert!(err.contains(&format!("latchkey approve {appr}")), "{err}");
+        assert!(!err.contains("waiting"), "{err}");
+        let out = cli(&base, &key, "lease request /shared/x");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && said.contains(": pending (policy:"), "{}", text(&out));
+        assert!(!text(&out).contains("waiting"), "{}", text(&out));
+        // --reveal on a pending lease without --wait: a clear failure (8: pending), no value.
         let out = cli(&base, &key, "lease request /shared/x --reveal");
-        assert!(!out.status.success() && out.stdout.is_empty(), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+        assert!(out.stdout.is_empty(), "{}", text(&out));
         assert!(text(&out).contains("add --wait"), "{}", text(&out));
-        // A short --timeout ends a wait that nobody answers, non-zero.
+        // A short --timeout ends a wait that nobody answers: 8, and it did wait that long.
         let start = Instant::now();
-        let out = cli(&base, &key, "lease request /shared/x --wait --timeout 1");
-        assert!(!out.status.success(), "{}", text(&out));
-        assert!(text(&out).contains("still pending after 1 s"), "{}", text(&out));
-        assert!(start.elapsed() < Duration::from_secs(10));
+        let out = cli(&base, &key, "lease request /shared/x --wait --timeout 2");
+        assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+        assert!(text(&out).contains("still pending after 2 s"), "{}", text(&out));
+        assert!(text(&out).contains("waiting for approval"), "{}", text(&out));
+        assert!(start.elapsed() >= Duration::from_secs(2), "--timeout 2 waits 2 s");
+        // `lease wait` on the first pending lease: the same bounded wait.
+        let start = Instant::now();
+        let out = cli(&base, &key, &format!("lease wait {lid} --timeout 1"));
+        assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+        assert!(start.elapsed() >= Duration::from_secs(1));
 
         // The agent lists its leases; `lease read` is an explicit read and prints the value.
         let ls = cli(&base, &key, "lease ls --state active --json");

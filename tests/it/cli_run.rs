@@ -361,7 +361,8 @@ async fn run_waits_for_an_approval_or_runs_nothing() {
         );
         assert!(out.status.success(), "{}", text(&out));
 
-        // Nobody decides within --timeout: non-zero, the command never runs.
+        // Nobody decides within --timeout: 8 (still pending) after the full --timeout, and
+        // the command never runs.
         let touch = format!("touch {}", marker.display());
         let start = Instant::now();
         let args = [
@@ -369,7 +370,7 @@ async fn run_waits_for_an_approval_or_runs_nothing() {
             "--secret",
             "G=/apps/gated",
             "--timeout",
-            "1",
+            "2",
             "--reason",
             "nightly",
             "--",
@@ -378,11 +379,15 @@ async fn run_waits_for_an_approval_or_runs_nothing() {
             &touch,
         ];
         let out = cli(&base, &key, &args);
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(8), "{}", text(&out));
         assert!(
-            text(&out).contains("still pending after 1 s"),
+            text(&out).contains("still pending after 2 s"),
             "{}",
             text(&out)
+        );
+        assert!(
+            start.elapsed() >= Duration::from_secs(2),
+            "--timeout 2 waits the full 2 s"
         );
         assert!(text(&out).contains("latchkey approve"), "{}", text(&out));
         assert!(!marker.exists());
