@@ -155,6 +155,8 @@ pub struct Vote {
     /// Optional reason.
     pub reason: Option<String>,
     /// When (unix seconds).
+    #[serde(with = "crate::util::unix_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
     /// Through which channel (`api`, `cli`, `telegram`, `discord`).
     pub via: String,
@@ -183,6 +185,8 @@ pub struct Tally {
     /// Approvals needed.
     pub quorum: u32,
     /// Deadline (unix seconds).
+    #[serde(with = "crate::util::unix_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: i64,
     /// What the deadline does.
     pub on_deadline: OnDeadline,
@@ -191,6 +195,8 @@ pub struct Tally {
     /// Who decided (approver name, or `deadline`).
     pub decided_by: Option<String>,
     /// When it was decided (unix seconds).
+    #[serde(default, with = "crate::util::unix_time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub decided_at: Option<i64>,
 }
 

@@ -12,6 +12,14 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// Unix seconds as RFC 3339 (UTC) for a JSON document; the integer when out of range.
+pub fn unix_rfc3339(t: i64) -> serde_json::Value {
+    match OffsetDateTime::from_unix_timestamp(t) {
+        Ok(at) => serde_json::Value::String(rfc3339(at)),
+        Err(_) => serde_json::Value::from(t),
+    }
+}
+
 /// The current time as RFC 3339.
 pub fn now_rfc3339() -> String {
     rfc3339(OffsetDateTime::now_utc())
@@ -84,5 +92,97 @@ mod tests {
             super::sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+}
+
+/// Unix seconds in memory, RFC 3339 on the wire and in storage: `#[serde(with =
+/// "crate::util::unix_time")]` (and `unix_time::option`). Integers written by older versions
+/// still read; a time outside RFC 3339's years is written as its integer.
+pub mod unix_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Unix(i64),
+        Text(String),
+    }
+
+    fn parse<E: serde::de::Error>(e: Either) -> Result<i64, E> {
+        match e {
+            Either::Unix(t) => Ok(t),
+            Either::Text(s) => {
+                time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                    .map(|t| t.unix_timestamp())
+                    .map_err(|_| E::custom(format!("{s:?} is not an RFC 3339 time")))
+            }
+        }
+    }
+
+    /// Writes `t` as RFC 3339 (UTC).
+    pub fn serialize<S: Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
+        match time::OffsetDateTime::from_unix_timestamp(*t) {
+            Ok(at) => s.serialize_str(&super::rfc3339(at)),
+            Err(_) => s.serialize_i64(*t),
+        }
+    }
+
+    /// Reads RFC 3339 or unix seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        parse(Either::deserialize(d)?)
+    }
+
+    /// The same for an optional time.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `t` as RFC 3339, or null.
+        pub fn serialize<S: Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads RFC 3339, unix seconds or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+            Option::<super::Either>::deserialize(d)?
+                .map(super::parse)
+                .transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod time_tests {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct At {
+        #[serde(with = "super::unix_time")]
+        at: i64,
+        #[serde(default, with = "super::unix_time::option")]
+        maybe: Option<i64>,
+    }
+
+    #[test]
+    fn times_are_rfc3339_and_old_integers_still_read() {
+        let v = At {
+            at: 1_800_000_000,
+            maybe: None,
+        };
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"{"at":"2027-01-15T08:00:00Z","maybe":null}"#);
+        assert_eq!(serde_json::from_str::<At>(&json).unwrap(), v);
+        let old: At = serde_json::from_str(r#"{"at":1800000000,"maybe":5}"#).unwrap();
+        assert_eq!((old.at, old.maybe), (1_800_000_000, Some(5)));
+        let absent: At = serde_json::from_str(r#"{"at":"2027-01-15T09:00:00+01:00"}"#).unwrap();
+        assert_eq!((absent.at, absent.maybe), (1_800_000_000, None));
+        assert!(serde_json::from_str::<At>(r#"{"at":"soon"}"#).is_err());
+        let far = At {
+            at: i64::MAX,
+            maybe: None,
+        };
+        let back: At = serde_json::from_str(&serde_json::to_string(&far).unwrap()).unwrap();
+        assert_eq!(back, far, "out of RFC 3339's range: kept as an integer");
     }
 }

@@ -202,11 +202,10 @@ fn print_lease(l: &Value) {
             );
             obj.insert("approval".into(), json!(summary));
         }
-        obj.remove("expires_at");
     }
     #[rustfmt::skip]
     let order = ["id", "state", "path", "action", "agent_name", "trust_tier", "sensitivity", "policy",
-        "approval", "uses", "uses_left", "ttl_seconds", "expires_at_rfc3339", "reason"];
+        "approval", "uses", "uses_left", "ttl_seconds", "expires_at", "reason"];
     print_fields(&v, &order);
 }
 
@@ -223,7 +222,7 @@ fn print_list(resp: &Value) {
                 text(l, "path"),
                 text(l, "action"),
                 format!("{}/{}", text(l, "uses_left"), text(l, "uses")),
-                text(l, "expires_at_rfc3339"),
+                text(l, "expires_at"),
             ]
         })
         .collect();

@@ -41,8 +41,6 @@ pub struct LeaseView {
     /// The lease.
     #[serde(flatten)]
     pub lease: LeaseRecord,
-    /// RFC 3339 form of `expires_at`.
-    pub expires_at_rfc3339: String,
     /// Its approval, when one was needed.
     pub approval: Option<ApprovalSummary>,
 }
@@ -71,11 +69,7 @@ pub fn view(state: &AppState, lease: LeaseRecord) -> Result<LeaseView, ApiError>
         Some(id) => state.store.get_approval(id)?.map(|a| summary(&a)),
         None => None,
     };
-    Ok(LeaseView {
-        expires_at_rfc3339: ts(lease.expires_at),
-        lease,
-        approval,
-    })
+    Ok(LeaseView { lease, approval })
 }
 
 /// `GET /v1/leases/{id}` query.

@@ -205,27 +205,38 @@ pub async fn update(
         .update_webhook(
             id.clone(),
             move |w| {
+                // Only the fields whose value changed are named.
                 let mut changed = Vec::new();
-                if let Some(u) = body.url {
+                if let Some(u) = body.url
+                    && u != w.url
+                {
                     w.url = u;
                     changed.push("url");
                 }
-                if let Some(e) = body.events {
+                if let Some(e) = body.events
+                    && e != w.events
+                {
                     w.events = e;
                     changed.push("events");
                 }
                 if let Some(d) = body.description {
-                    w.description = d.chars().take(512).collect();
-                    changed.push("description");
+                    let d: String = d.chars().take(512).collect();
+                    if d != w.description {
+                        w.description = d;
+                        changed.push("description");
+                    }
                 }
                 if let Some(p) = body.paused {
-                    w.status = if p {
+                    let status = if p {
                         WebhookStatus::Paused
                     } else {
                         WebhookStatus::Active
                     };
-                    w.status_reason = None;
-                    changed.push("paused");
+                    if status != w.status {
+                        w.status = status;
+                        w.status_reason = None;
+                        changed.push("paused");
+                    }
                 }
                 changed
             },

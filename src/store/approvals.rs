@@ -40,6 +40,8 @@ pub struct ApprovalRecord {
     /// The agent's reason.
     pub reason: String,
     /// Requested (unix seconds).
+    #[serde(with = "crate::util::unix_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub requested_at: i64,
     /// Which rule asked for approval.
     pub policy_source: String,

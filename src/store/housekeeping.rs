@@ -15,10 +15,16 @@ use crate::audit::{Draft, Event};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRun {
     /// When the daemon first knew the job (unix seconds): the start of "missed" detection.
+    #[serde(with = "crate::util::unix_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub known_since: i64,
     /// When the last run started (unix seconds).
+    #[serde(default, with = "crate::util::unix_time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_started: Option<i64>,
     /// When it finished.
+    #[serde(default, with = "crate::util::unix_time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_finished: Option<i64>,
     /// `ok` or `error`.
     pub last_result: Option<String>,

@@ -35,6 +35,8 @@ pub struct LeaseRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_lineage: Vec<String>,
     /// That token's expiry: the lease never outlives it.
+    #[serde(default, with = "crate::util::unix_time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub token_expires_at: Option<i64>,
     /// Full secret path.
     pub path: String,
@@ -67,12 +69,20 @@ pub struct LeaseRecord {
     /// The grant that allowed it, outside the agent's namespace.
     pub grant_id: Option<String>,
     /// Requested (unix seconds).
+    #[serde(with = "crate::util::unix_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Granted (unix seconds).
+    #[serde(default, with = "crate::util::unix_time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub granted_at: Option<i64>,
     /// Pending: the approval deadline. Active: the end of the lease (unix seconds).
+    #[serde(with = "crate::util::unix_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
     /// When it reached a final state.
+    #[serde(default, with = "crate::util::unix_time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<i64>,
     /// Its approval, when one was needed.
     pub approval_id: Option<String>,
@@ -174,7 +184,7 @@ pub(super) fn apply(
             LeaseState::Denied => "lease.denied",
             LeaseState::Pending => "lease.requested",
         };
-        let mut details = json!({"lease_id": lease.id, "from": from, "to": to, "expires_at": lease.expires_at, "uses_left": lease.uses_left});
+        let mut details = json!({"lease_id": lease.id, "from": from, "to": to, "expires_at": crate::util::unix_rfc3339(lease.expires_at), "uses_left": lease.uses_left});
         if let (Some(d), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
             d.extend(extra);
         }
@@ -237,7 +247,7 @@ impl Store {
                     add_deadline(ctx, approval.tally.deadline, &format!("approval:{}", approval.id))?;
                     put(ctx, APPROVALS, &approval.id, &approval)?;
                     put(ctx, LEASES, &lease.id, &lease)?;
-                    let details = json!({"approval_id": approval.id, "quorum": approval.tally.quorum, "deadline": approval.tally.deadline, "on_deadline": approval.tally.on_deadline});
+                    let details = json!({"approval_id": approval.id, "quorum": approval.tally.quorum, "deadline": crate::util::unix_rfc3339(approval.tally.deadline), "on_deadline": approval.tally.on_deadline});
                     ctx.audit(lease_draft(&lease, "approval.requested", &origin, details))?;
                     ctx.notify(Notice::Approval { change: ApprovalChange::Opened, approval: Box::new(approval.clone()) });
                     Ok((lease, Some(approval)))

@@ -210,6 +210,17 @@ impl Daemon {
     }
 }
 
+/// Unix seconds of an API time: every timestamp the API answers is RFC 3339 (UTC).
+pub fn unix(v: &Value) -> i64 {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{v} is not an RFC 3339 string"));
+    assert!(s.ends_with('Z'), "{s} is not UTC");
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| panic!("{s} is not RFC 3339"))
+        .unix_timestamp()
+}
+
 /// The error code of an error body.
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<none>")

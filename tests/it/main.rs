@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod agents_tokens;
+mod api_style;
 mod audit;
 mod binary;
 mod binary_stop;
