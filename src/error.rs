@@ -204,6 +204,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::paths::PathError> for ApiError {
+    fn from(e: crate::paths::PathError) -> Self {
+        ApiError::InvalidPath(e.0)
+    }
+}
+
+impl From<crate::scope::ScopeError> for ApiError {
+    fn from(e: crate::scope::ScopeError) -> Self {
+        ApiError::InvalidScope(e.0)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{OnDeadline, Rule};
 
+mod records;
+pub use records::{ApprovalRecord, LeaseRecord};
+
 /// Where a lease is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

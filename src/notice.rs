@@ -5,8 +5,8 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::lease::ApprovalRecord;
 use crate::lease::LeaseState;
-use crate::store::ApprovalRecord;
 
 /// What happened to an approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

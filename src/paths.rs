@@ -1,6 +1,9 @@
 //! Secret paths and namespaces: validation, and resolving an agent's relative path.
 
-use crate::error::ApiError;
+/// Why a path was refused (the message names the path, printable, never more).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PathError(pub String);
 
 /// Longest accepted path, in bytes.
 pub const MAX_PATH_LEN: usize = 512;
@@ -16,8 +19,8 @@ pub const ENTITIES: &str = "entities";
 ///
 /// Segments may hold ASCII letters, digits and `. _ - @ + = :`; `.` and `..`
 /// are refused, as are empty segments, control characters and over-long paths.
-pub fn validate(path: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| Err(ApiError::InvalidPath(format!("{why}: {}", printable(path))));
+pub fn validate(path: &str) -> Result<(), PathError> {
+    let bad = |why: &str| Err(PathError(format!("{why}: {}", printable(path))));
     if path.is_empty() {
         return bad("path is empty");
     }
@@ -90,7 +93,7 @@ pub fn relative_to<'a>(namespace: &str, path: &'a str) -> Option<&'a str> {
 }
 
 /// Checks a path prefix used for listing (may be empty, may end with `/`).
-pub fn validate_prefix(prefix: &str) -> Result<(), ApiError> {
+pub fn validate_prefix(prefix: &str) -> Result<(), PathError> {
     let trimmed = prefix.trim_end_matches('/');
     if trimmed.is_empty() {
         return Ok(());

@@ -5,7 +5,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+/// Why a scope was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ScopeError(pub String);
 
 /// What a holder may do with a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -207,8 +210,8 @@ impl Scope {
     }
 
     /// Parses `secrets:read:production/openai/*`.
-    pub fn parse(s: &str) -> Result<Scope, ApiError> {
-        let bad = |why: String| ApiError::InvalidScope(format!("{s:?}: {why}"));
+    pub fn parse(s: &str) -> Result<Scope, ScopeError> {
+        let bad = |why: String| ScopeError(format!("{s:?}: {why}"));
         let mut parts = s.splitn(3, ':');
         let (Some(resource), Some(action), Some(pattern)) =
             (parts.next(), parts.next(), parts.next())

@@ -1,53 +1,13 @@
 //! Approvals: the record, counting votes, and settling a decided approval onto its lease.
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::leases::{LeaseRecord, apply, get, lease_draft, put, remove_deadline};
 use super::tables::{APPROVALS, LEASES};
 use super::{Origin, Store, StoreError, WriteCtx, decode};
-use crate::lease::{ApprovalState, LeaseEvent, Tally, Vote, VoteOutcome};
+pub use crate::lease::ApprovalRecord;
+use crate::lease::{ApprovalState, LeaseEvent, Vote, VoteOutcome};
 use crate::notice::{ApprovalChange, Notice};
-use crate::scope::Action;
-
-/// An approval as stored and shown.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ApprovalRecord {
-    /// Id (ULID).
-    pub id: String,
-    /// The lease it decides.
-    pub lease_id: String,
-    /// Requesting agent id and name, and tier.
-    pub agent_id: String,
-    /// Agent name.
-    pub agent_name: String,
-    /// Agent tier.
-    pub trust_tier: u8,
-    /// Full path.
-    pub path: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Sensitivity.
-    pub sensitivity: String,
-    /// Action.
-    pub action: Action,
-    /// Lease TTL once granted.
-    pub ttl_seconds: u64,
-    /// Uses.
-    pub uses: u32,
-    /// env_bundle keys asked for.
-    pub keys: Option<Vec<String>>,
-    /// The agent's reason.
-    pub reason: String,
-    /// Requested (unix seconds).
-    #[serde(with = "crate::util::unix_time")]
-    #[schema(value_type = String, format = DateTime)]
-    pub requested_at: i64,
-    /// Which rule asked for approval.
-    pub policy_source: String,
-    /// Votes, quorum, deadline, state.
-    pub tally: Tally,
-}
 
 /// What a vote did.
 pub struct VoteResult {

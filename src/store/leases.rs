@@ -4,89 +4,17 @@
 //! with their audit events, in one transaction each.
 
 use redb::ReadableTable;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
-use super::approvals::ApprovalRecord;
 use super::tables::{AGENT_LEASES, APPROVALS, DEADLINES, LEASES, OPEN_LEASES};
 use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
 use crate::access::LeaseGate;
 use crate::audit::Draft;
-use crate::lease::{LeaseEvent, LeaseState, Tally, active_until, transition};
+pub use crate::lease::LeaseRecord;
+use crate::lease::{ApprovalRecord, LeaseEvent, LeaseState, Tally, active_until, transition};
 use crate::notice::{ApprovalChange, Notice};
-use crate::policy::{Requirement, Rule};
-use crate::scope::Action;
-
-/// A lease as stored and shown.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LeaseRecord {
-    /// Id (ULID).
-    pub id: String,
-    /// Requesting agent.
-    pub agent_id: String,
-    /// Its name.
-    pub agent_name: String,
-    /// Its trust tier when it asked.
-    pub trust_tier: u8,
-    /// Requesting token, when a scoped token asked.
-    pub token_id: Option<String>,
-    /// The tokens that token was minted from, parent first: they (and the agent key) reach
-    /// the lease too, see `crate::access::LeaseGate`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub token_lineage: Vec<String>,
-    /// That token's expiry: the lease never outlives it.
-    #[serde(default, with = "crate::util::unix_time::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub token_expires_at: Option<i64>,
-    /// Full secret path.
-    pub path: String,
-    /// Namespace of the secret.
-    pub namespace: String,
-    /// The secret's sensitivity.
-    pub sensitivity: String,
-    /// `read` or `proxy`.
-    pub action: Action,
-    /// Lifetime once granted.
-    pub ttl_seconds: u64,
-    /// Uses granted.
-    pub uses: u32,
-    /// Uses left.
-    pub uses_left: u32,
-    /// For env_bundles: the keys this lease may read (all when absent).
-    pub keys: Option<Vec<String>>,
-    /// Why the agent asks.
-    pub reason: String,
-    /// Session binding.
-    pub session_id: Option<String>,
-    /// Task binding.
-    pub task_id: Option<String>,
-    /// Current state.
-    pub state: LeaseState,
-    /// The rule that applied and why.
-    pub policy: Rule,
-    /// Granted without approval but flagged for review (tier 5 × critical).
-    pub flagged: bool,
-    /// The grant that allowed it, outside the agent's namespace.
-    pub grant_id: Option<String>,
-    /// Requested (unix seconds).
-    #[serde(with = "crate::util::unix_time")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    /// Granted (unix seconds).
-    #[serde(default, with = "crate::util::unix_time::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub granted_at: Option<i64>,
-    /// Pending: the approval deadline. Active: the end of the lease (unix seconds).
-    #[serde(with = "crate::util::unix_time")]
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: i64,
-    /// When it reached a final state.
-    #[serde(default, with = "crate::util::unix_time::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub ended_at: Option<i64>,
-    /// Its approval, when one was needed.
-    pub approval_id: Option<String>,
-}
+use crate::policy::Requirement;
 
 /// A lease request, checked by the caller.
 pub struct NewLease {
