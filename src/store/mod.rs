@@ -10,6 +10,8 @@ mod audit_append;
 mod audit_log;
 mod credentials;
 mod housekeeping;
+pub mod keys;
+pub mod kv;
 mod lease_end;
 mod lease_use;
 mod leases;
