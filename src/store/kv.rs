@@ -6,6 +6,8 @@ use std::ops::Bound;
 
 use redb::{ReadableTable, TableDefinition};
 
+use super::keys::Key;
+
 /// The logical tables (one per table of `tables.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
@@ -23,6 +25,8 @@ pub enum Table {
     Approvals,
     /// The deadline queue by (unix seconds, key).
     Deadlines,
+    /// Proxy services created through the API, by name.
+    Services,
     /// Anything else a test needs.
     Scratch,
 }
@@ -38,11 +42,12 @@ impl Table {
             Table::Leases => "kv_leases",
             Table::Approvals => "kv_approvals",
             Table::Deadlines => "kv_deadlines",
+            Table::Services => "kv_services",
             Table::Scratch => "kv_scratch",
         }
     }
 
-    fn redb(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    pub(super) fn redb(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
         TableDefinition::new(self.name())
     }
 }
@@ -180,11 +185,100 @@ impl WriteTxn for RedbWrite<'_> {
     }
 }
 
+/// JSON records of one table, by typed key: what the domain modules use.
+pub struct Records<V> {
+    table: Table,
+    _v: std::marker::PhantomData<fn() -> V>,
+}
+
+impl<V: serde::Serialize + serde::de::DeserializeOwned> Records<V> {
+    /// The records of `table`.
+    pub const fn new(table: Table) -> Records<V> {
+        Records {
+            table,
+            _v: std::marker::PhantomData,
+        }
+    }
+
+    /// The record under `key`.
+    pub fn get<K: Key + ?Sized>(
+        &self,
+        tx: &impl ReadTxn,
+        key: &K,
+    ) -> Result<Option<V>, super::StoreError> {
+        tx.get(self.table, &key.encode())?
+            .map(|v| super::decode(&v))
+            .transpose()
+    }
+
+    /// Stores `value` under `key`.
+    pub fn put<K: Key + ?Sized>(
+        &self,
+        tx: &mut impl WriteTxn,
+        key: &K,
+        value: &V,
+    ) -> Result<(), super::StoreError> {
+        Ok(tx.put(self.table, &key.encode(), &super::encode(value)?)?)
+    }
+
+    /// Removes the record under `key`; true when there was one.
+    pub fn delete<K: Key + ?Sized>(
+        &self,
+        tx: &mut impl WriteTxn,
+        key: &K,
+    ) -> Result<bool, super::StoreError> {
+        Ok(tx.delete(self.table, &key.encode())?)
+    }
+
+    /// Every record, in key order.
+    pub fn all(&self, tx: &impl ReadTxn) -> Result<Vec<V>, super::StoreError> {
+        tx.range(
+            self.table,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            usize::MAX,
+        )?
+        .into_iter()
+        .map(|(_, v)| super::decode(&v))
+        .collect()
+    }
+}
+
+/// Moves the rows of a table of the typed layout (string keys) onto the seam, once: the old
+/// table is emptied and deleted in the same transaction (a file of the previous release opens
+/// as before).
+pub fn convert_str_table(
+    txn: &redb::WriteTransaction,
+    old: TableDefinition<&str, &[u8]>,
+    to: Table,
+) -> Result<(), KvError> {
+    let rows: Rows = match txn.open_table(old) {
+        Ok(t) => t
+            .iter()
+            .map_err(backend)?
+            .map(|r| {
+                let (k, v) = r.map_err(backend)?;
+                Ok((k.value().encode(), v.value().to_vec()))
+            })
+            .collect::<Result<_, KvError>>()?,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(backend(e)),
+    };
+    let mut table = txn.open_table(to.redb()).map_err(backend)?;
+    for (k, v) in &rows {
+        table.insert(k.as_slice(), v.as_slice()).map_err(backend)?;
+    }
+    drop(table);
+    txn.delete_table(old).map_err(backend)?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::store::keys::{Key, prefix_end, tuple_prefix};
+    use crate::store::keys::{prefix_end, tuple_prefix};
     use redb::ReadableDatabase;
 
     /// The behaviour every backend must show (run against each one).
@@ -227,6 +321,30 @@ mod tests {
             r.get(Table::Leases, b"x").unwrap().is_none(),
             "a table not yet made"
         );
+    }
+
+    #[test]
+    fn a_typed_table_is_converted_once() {
+        const OLD: TableDefinition<&str, &[u8]> = TableDefinition::new("old_things");
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("kv.redb")).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut t = w.open_table(OLD).unwrap();
+            t.insert("b", br#"2"#.as_slice()).unwrap();
+            t.insert("a", br#"1"#.as_slice()).unwrap();
+        }
+        w.commit().unwrap();
+        for _ in 0..2 {
+            let w = db.begin_write().unwrap();
+            convert_str_table(&w, OLD, Table::Scratch).unwrap();
+            w.commit().unwrap();
+        }
+        let r = RedbRead(db.begin_read().unwrap());
+        let things: Records<u32> = Records::new(Table::Scratch);
+        assert_eq!(things.all(&r).unwrap(), [1, 2]);
+        assert_eq!(things.get(&r, "b").unwrap(), Some(2));
+        assert!(r.0.open_table(OLD).is_err(), "the old table is gone");
     }
 
     #[test]

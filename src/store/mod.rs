@@ -103,6 +103,7 @@ macro_rules! db_error {
     )*};
 }
 db_error!(
+    kv::KvError,
     redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
@@ -213,6 +214,11 @@ impl Store {
 
     fn read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
+    }
+
+    /// A read snapshot behind the table seam.
+    fn kv_read(&self) -> Result<kv::RedbRead, StoreError> {
+        Ok(kv::RedbRead(self.db.begin_read()?))
     }
 
     /// One JSON record of `table` by key, in a read transaction of its own.

@@ -1,10 +1,9 @@
 //! Proxy services declared through the API (audited `service.created`, `service.deleted`).
 
-use redb::ReadableTable;
 use serde_json::json;
 
-use super::tables::SERVICES;
-use super::{Origin, Store, StoreError, decode, encode};
+use super::kv::{Records, Table};
+use super::{Origin, Store, StoreError};
 use crate::audit::Draft;
 use crate::proxy::Service;
 
@@ -21,13 +20,14 @@ fn draft(origin: &Origin, event: &'static str, s: &Service) -> Draft {
     }
 }
 
+/// Services by name.
+const SERVICES: Records<Service> = Records::new(Table::Services);
+
 impl Store {
     /// Stores (creates or replaces) a service.
     pub async fn put_service(&self, s: Service, origin: Origin) -> Result<Service, StoreError> {
         self.write(move |ctx| {
-            ctx.txn
-                .open_table(SERVICES)?
-                .insert(s.name.as_str(), encode(&s)?.as_slice())?;
+            SERVICES.put(&mut ctx.kv(), s.name.as_str(), &s)?;
             ctx.audit(draft(&origin, "service.created", &s))?;
             Ok(s)
         })
@@ -37,19 +37,10 @@ impl Store {
     /// Deletes a service.
     pub async fn delete_service(&self, name: String, origin: Origin) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            let s: Service = {
-                let t = ctx.txn.open_table(SERVICES)?;
-                let got = t.get(name.as_str())?;
-                match got {
-                    Some(v) => decode(v.value())?,
-                    None => {
-                        return Err(StoreError::NotFound(format!(
-                            "no service {name} created through the API"
-                        )));
-                    }
-                }
-            };
-            ctx.txn.open_table(SERVICES)?.remove(name.as_str())?;
+            let s = SERVICES.get(&ctx.kv(), name.as_str())?.ok_or_else(|| {
+                StoreError::NotFound(format!("no service {name} created through the API"))
+            })?;
+            SERVICES.delete(&mut ctx.kv(), name.as_str())?;
             ctx.audit(draft(&origin, "service.deleted", &s))?;
             Ok(())
         })
@@ -58,8 +49,6 @@ impl Store {
 
     /// Every service created through the API.
     pub fn list_services(&self) -> Result<Vec<Service>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(SERVICES)?;
-        t.iter()?.map(|item| decode(item?.1.value())).collect()
+        SERVICES.all(&self.kv_read()?)
     }
 }

@@ -52,8 +52,9 @@ pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_run
 /// Signed checkpoints (`audit` → the last event dropped by retention).
 pub const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 
-/// Proxy services created through the API, by name.
-pub const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+/// Proxy services created through the API, by name: the typed layout of earlier releases,
+/// converted at open onto the table seam (`kv::Table::Services`).
+pub const SERVICES_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 
 /// Creates every table so that read transactions never meet a missing one.
 pub fn ensure(db: &Database) -> Result<(), StoreError> {
@@ -77,7 +78,9 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(CARDS)?;
     txn.open_table(JOB_RUNS)?;
     txn.open_table(CHECKPOINTS)?;
-    txn.open_table(SERVICES)?;
+    // Tables on the seam: created, and converted from their typed layout once.
+    super::kv::convert_str_table(&txn, SERVICES_V1, super::kv::Table::Services)?;
+    txn.open_table(super::kv::Table::Services.redb())?;
     txn.open_table(WEBHOOK_CURSORS)?;
     txn.open_table(WEBHOOK_DELIVERIES)?;
     txn.commit()?;

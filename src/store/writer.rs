@@ -32,6 +32,11 @@ pub struct WriteCtx<'a> {
 }
 
 impl WriteCtx<'_> {
+    /// The batch's transaction behind the table seam.
+    pub fn kv(&self) -> super::kv::RedbWrite<'_> {
+        super::kv::RedbWrite(self.txn)
+    }
+
     /// Appends an audit event in this transaction; returns its seq.
     pub fn audit(&mut self, draft: Draft) -> Result<u64, StoreError> {
         let seq = self.next_seq;

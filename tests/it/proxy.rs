@@ -518,3 +518,28 @@ async fn a_service_injects_chosen_entries_of_a_bundle_in_several_places() {
     assert_eq!(a["body"]["leak"], "[redacted]", "{a}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn services_declared_through_the_api_survive_a_restart() {
+    let d = Daemon::start().await;
+    let (base, _) = upstream().await;
+    setup(&d, &base, true).await;
+    let (dir, admin) = d.stop().await;
+    let d = Daemon::start_in(dir, admin.clone()).await;
+    let (s, list) = d
+        .call(Method::GET, "/v1/services", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "up" && v["origin"] == "api"),
+        "{list}"
+    );
+    let (s, _) = d
+        .call(Method::DELETE, "/v1/services/up", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    d.stop().await;
+}
