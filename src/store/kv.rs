@@ -27,6 +27,12 @@ pub enum Table {
     Deadlines,
     /// Proxy services created through the API, by name.
     Services,
+    /// Grants by id.
+    Grants,
+    /// Approval-matrix overrides by pattern.
+    Policies,
+    /// Approval card references by approval id.
+    Cards,
     /// Anything else a test needs.
     Scratch,
 }
@@ -43,6 +49,9 @@ impl Table {
             Table::Approvals => "kv_approvals",
             Table::Deadlines => "kv_deadlines",
             Table::Services => "kv_services",
+            Table::Grants => "kv_grants",
+            Table::Policies => "kv_approval_policies",
+            Table::Cards => "kv_approval_cards",
             Table::Scratch => "kv_scratch",
         }
     }

@@ -1,15 +1,21 @@
 //! Grants and approval-matrix overrides set through the API. Changes are audited
 //! (`grant.created`, `grant.deleted`, `policy.set`, `policy.deleted`).
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::kv::{Records, Table};
 use super::leases::{add_deadline, remove_deadline};
-use super::tables::{CARDS, GRANTS, POLICIES};
-use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use super::{Origin, Store, StoreError, WriteCtx};
 use crate::audit::Draft;
 use crate::policy::{Grant, Override};
+
+/// Grants by id.
+const GRANTS: Records<Grant> = Records::new(Table::Grants);
+/// Approval-matrix overrides set through the API, by pattern.
+const POLICIES: Records<Override> = Records::new(Table::Policies);
+/// Where each approval's cards were posted, by approval id.
+const CARDS: Records<Vec<CardRef>> = Records::new(Table::Cards);
 
 fn draft(
     origin: &Origin,
@@ -32,12 +38,7 @@ fn draft(
 /// A time-bound grant's deadline came: audit `grant.expired` (it stopped applying at that
 /// moment already; the grant stays listed, marked by its `expires_at`).
 pub(super) fn grant_expired(ctx: &mut WriteCtx<'_>, id: &str) -> Result<(), StoreError> {
-    let grant: Option<Grant> = {
-        let table = ctx.txn.open_table(GRANTS)?;
-        let got = table.get(id)?;
-        got.map(|v| decode(v.value())).transpose()?
-    };
-    if let Some(g) = grant {
+    if let Some(g) = GRANTS.get(&ctx.kv(), id)? {
         let details = json!({"id": g.id, "subject": g.subject, "actions": g.actions, "expires_at": g.expires_at});
         ctx.audit(draft(
             &Origin::system(),
@@ -62,18 +63,14 @@ impl Store {
     pub async fn create_grant(&self, grant: Grant, origin: Origin) -> Result<Grant, StoreError> {
         self.write(move |ctx| {
             // A replaced time-bound grant takes its expiry deadline with it.
-            let old: Option<Grant> = {
-                let table = ctx.txn.open_table(GRANTS)?;
-                let got = table.get(grant.id.as_str())?;
-                got.map(|v| decode(v.value())).transpose()?
-            };
+            let old = GRANTS.get(&ctx.kv(), grant.id.as_str())?;
             if let Some(at) = old.and_then(|g| g.expires_unix()) {
                 remove_deadline(ctx, at, &format!("grant:{}", grant.id))?;
             }
             if let Some(at) = grant.expires_unix() {
                 add_deadline(ctx, at, &format!("grant:{}", grant.id))?;
             }
-            ctx.txn.open_table(GRANTS)?.insert(grant.id.as_str(), encode(&grant)?.as_slice())?;
+            GRANTS.put(&mut ctx.kv(), grant.id.as_str(), &grant)?;
             let details = json!({"id": grant.id, "subject": grant.subject, "actions": grant.actions, "limits": grant.limits, "expires_at": grant.expires_at});
             ctx.audit(draft(&origin, "grant.created", &grant.pattern, details))?;
             Ok(grant)
@@ -84,15 +81,10 @@ impl Store {
     /// Removes a grant.
     pub async fn delete_grant(&self, id: String, origin: Origin) -> Result<Grant, StoreError> {
         self.write(move |ctx| {
-            let grant: Grant = {
-                let table = ctx.txn.open_table(GRANTS)?;
-                let got = table.get(id.as_str())?;
-                match got {
-                    Some(v) => decode(v.value())?,
-                    None => return Err(StoreError::NotFound(format!("no grant {id}"))),
-                }
-            };
-            ctx.txn.open_table(GRANTS)?.remove(id.as_str())?;
+            let grant = GRANTS
+                .get(&ctx.kv(), id.as_str())?
+                .ok_or_else(|| StoreError::NotFound(format!("no grant {id}")))?;
+            GRANTS.delete(&mut ctx.kv(), id.as_str())?;
             if let Some(at) = grant.expires_unix() {
                 remove_deadline(ctx, at, &format!("grant:{id}"))?;
             }
@@ -109,9 +101,7 @@ impl Store {
 
     /// Every grant.
     pub fn list_grants(&self) -> Result<Vec<Grant>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(GRANTS)?;
-        table.iter()?.map(|item| decode(item?.1.value())).collect()
+        GRANTS.all(&self.kv_read()?)
     }
 
     /// Sets (creates or replaces) the override for a pattern.
@@ -121,9 +111,7 @@ impl Store {
         origin: Origin,
     ) -> Result<Override, StoreError> {
         self.write(move |ctx| {
-            ctx.txn
-                .open_table(POLICIES)?
-                .insert(policy.pattern.as_str(), encode(&policy)?.as_slice())?;
+            POLICIES.put(&mut ctx.kv(), policy.pattern.as_str(), &policy)?;
             let details = serde_json::to_value(&policy).unwrap_or_default();
             ctx.audit(draft(&origin, "policy.set", &policy.pattern, details))?;
             Ok(policy)
@@ -134,12 +122,7 @@ impl Store {
     /// Removes the override for a pattern.
     pub async fn delete_policy(&self, pattern: String, origin: Origin) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            if ctx
-                .txn
-                .open_table(POLICIES)?
-                .remove(pattern.as_str())?
-                .is_none()
-            {
+            if !POLICIES.delete(&mut ctx.kv(), pattern.as_str())? {
                 return Err(StoreError::NotFound(format!(
                     "no approval policy for {pattern}"
                 )));
@@ -152,9 +135,7 @@ impl Store {
 
     /// Overrides set through the API.
     pub fn list_policies(&self) -> Result<Vec<Override>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(POLICIES)?;
-        table.iter()?.map(|item| decode(item?.1.value())).collect()
+        POLICIES.all(&self.kv_read()?)
     }
 }
 
@@ -177,18 +158,11 @@ impl Store {
         refs: Vec<CardRef>,
     ) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            let mut all: Vec<CardRef> = {
-                let t = ctx.txn.open_table(CARDS)?;
-                let got = t.get(approval_id.as_str())?;
-                match got {
-                    Some(v) => decode(v.value())?,
-                    None => Vec::new(),
-                }
-            };
+            let mut all = CARDS
+                .get(&ctx.kv(), approval_id.as_str())?
+                .unwrap_or_default();
             all.extend(refs);
-            ctx.txn
-                .open_table(CARDS)?
-                .insert(approval_id.as_str(), encode(&all)?.as_slice())?;
+            CARDS.put(&mut ctx.kv(), approval_id.as_str(), &all)?;
             Ok(())
         })
         .await
@@ -196,12 +170,8 @@ impl Store {
 
     /// Where an approval's cards are.
     pub fn card_refs(&self, approval_id: &str) -> Result<Vec<CardRef>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(CARDS)?;
-        let got = t.get(approval_id)?;
-        Ok(got
-            .map(|v| decode(v.value()))
-            .transpose()?
+        Ok(CARDS
+            .get(&self.kv_read()?, approval_id)?
             .unwrap_or_default())
     }
 }

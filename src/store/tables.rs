@@ -21,10 +21,10 @@ pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// Revoked sessions and tasks: `session:<agent|*>:<id>` → revocation time (unix ns).
 pub const REVOKED: TableDefinition<&str, u128> = TableDefinition::new("revoked_bindings");
 
-/// Grants by id.
-pub const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
-/// Approval-matrix overrides set through the API, by pattern.
-pub const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_policies");
+/// Grants by id (typed layout of earlier releases; converted at open to `kv::Table::Grants`).
+pub const GRANTS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
+/// Approval-matrix overrides by pattern (typed layout; converted to `kv::Table::Policies`).
+pub const POLICIES_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_policies");
 /// Leases by id.
 pub const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// (agent id, lease id) → 0: an agent's leases in creation order (ULIDs sort by time).
@@ -44,8 +44,9 @@ pub const WEBHOOK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("we
 pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("webhook_deliveries");
 
-/// Chat messages showing an approval's card: approval id → JSON list of (target, chat, message).
-pub const CARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_cards");
+/// Chat messages showing an approval's card: approval id → JSON list of (target, chat,
+/// message) (typed layout; converted to `kv::Table::Cards`).
+pub const CARDS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_cards");
 
 /// Scheduled job records by name.
 pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
@@ -67,20 +68,25 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(CREDENTIALS)?;
     txn.open_table(TOKENS)?;
     txn.open_table(REVOKED)?;
-    txn.open_table(GRANTS)?;
-    txn.open_table(POLICIES)?;
     txn.open_table(LEASES)?;
     txn.open_table(AGENT_LEASES)?;
     txn.open_table(OPEN_LEASES)?;
     txn.open_table(APPROVALS)?;
     txn.open_table(DEADLINES)?;
     txn.open_table(WEBHOOKS)?;
-    txn.open_table(CARDS)?;
     txn.open_table(JOB_RUNS)?;
     txn.open_table(CHECKPOINTS)?;
     // Tables on the seam: created, and converted from their typed layout once.
-    super::kv::convert_str_table(&txn, SERVICES_V1, super::kv::Table::Services)?;
-    txn.open_table(super::kv::Table::Services.redb())?;
+    use super::kv::{Table, convert_str_table};
+    for (old, table) in [
+        (SERVICES_V1, Table::Services),
+        (GRANTS_V1, Table::Grants),
+        (POLICIES_V1, Table::Policies),
+        (CARDS_V1, Table::Cards),
+    ] {
+        convert_str_table(&txn, old, table)?;
+        txn.open_table(table.redb())?;
+    }
     txn.open_table(WEBHOOK_CURSORS)?;
     txn.open_table(WEBHOOK_DELIVERIES)?;
     txn.commit()?;
