@@ -7,9 +7,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::tables::{AUDIT, CHECKPOINTS, JOB_RUNS, SECRETS};
+use super::kv::{Records, Table};
+use super::tables::{AUDIT, SECRETS};
 use super::{Origin, SecretRecord, Store, StoreError, decode, encode};
 use crate::audit::{Draft, Event};
+
+/// Scheduled job records by name.
+const JOB_RUNS: Records<JobRun> = Records::new(Table::JobRuns);
+/// Signed checkpoints (`audit` → the last event dropped by retention).
+const CHECKPOINTS: Records<Checkpoint> = Records::new(Table::Checkpoints);
 
 /// What the scheduler remembers of a job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -68,9 +74,7 @@ impl Store {
                 known_since: ctx.now_unix(),
                 ..Default::default()
             };
-            ctx.txn
-                .open_table(JOB_RUNS)?
-                .insert(name.as_str(), encode(&r)?.as_slice())?;
+            JOB_RUNS.put(&mut ctx.kv(), name.as_str(), &r)?;
             Ok(r)
         })
         .await
@@ -78,15 +82,13 @@ impl Store {
 
     /// A job's record, if any.
     pub fn read_job_run(&self, name: &str) -> Result<Option<JobRun>, StoreError> {
-        self.read_one(JOB_RUNS, name)
+        JOB_RUNS.get(&self.kv_read()?, name)
     }
 
     /// Saves a job's record.
     pub async fn save_job_run(&self, name: String, run: JobRun) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.txn
-                .open_table(JOB_RUNS)?
-                .insert(name.as_str(), encode(&run)?.as_slice())?;
+            JOB_RUNS.put(&mut ctx.kv(), name.as_str(), &run)?;
             Ok(())
         })
         .await
@@ -172,9 +174,7 @@ impl Store {
                 hash: last.hash.clone(),
                 signature: sign(&key, last.seq, &last.hash),
             };
-            ctx.txn
-                .open_table(CHECKPOINTS)?
-                .insert("audit", encode(&cp)?.as_slice())?;
+            CHECKPOINTS.put(&mut ctx.kv(), "audit", &cp)?;
             ctx.audit(Draft {
                 event: "audit.retention_applied",
                 actor: Origin::system().actor,
@@ -192,6 +192,6 @@ impl Store {
 
     /// The audit checkpoint, if retention has dropped events.
     pub fn audit_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        self.read_one(CHECKPOINTS, "audit")
+        CHECKPOINTS.get(&self.kv_read()?, "audit")
     }
 }

@@ -33,6 +33,12 @@ pub enum Table {
     Policies,
     /// Approval card references by approval id.
     Cards,
+    /// Scheduled job records by name.
+    JobRuns,
+    /// Signed audit checkpoints.
+    Checkpoints,
+    /// Webhook subscriptions by id.
+    Webhooks,
     /// Anything else a test needs.
     Scratch,
 }
@@ -52,6 +58,9 @@ impl Table {
             Table::Grants => "kv_grants",
             Table::Policies => "kv_approval_policies",
             Table::Cards => "kv_approval_cards",
+            Table::JobRuns => "kv_job_runs",
+            Table::Checkpoints => "kv_checkpoints",
+            Table::Webhooks => "kv_webhooks",
             Table::Scratch => "kv_scratch",
         }
     }

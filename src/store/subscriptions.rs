@@ -2,12 +2,12 @@
 //! sealed like every secret) and the operator's changes to them. Their delivery state
 //! (cursors into the audit log, the delivery log) is in `webhook_delivery`.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::tables::{WEBHOOK_CURSORS, WEBHOOK_DELIVERIES, WEBHOOKS};
-use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use super::kv::{Records, Table};
+use super::tables::{WEBHOOK_CURSORS, WEBHOOK_DELIVERIES};
+use super::{Origin, Store, StoreError, WriteCtx};
 use crate::audit::Draft;
 use crate::crypto::{self, Binding, Sealed};
 
@@ -67,19 +67,17 @@ fn binding(id: &str, n: u64) -> (String, String, u64) {
     ("webhooks".into(), format!("webhooks/{id}"), n)
 }
 
+/// Subscriptions by id.
+pub(super) const WEBHOOKS: Records<WebhookRecord> = Records::new(Table::Webhooks);
+
 pub(super) fn load(ctx: &WriteCtx<'_>, id: &str) -> Result<WebhookRecord, StoreError> {
-    let t = ctx.txn.open_table(WEBHOOKS)?;
-    let got = t
-        .get(id)?
-        .ok_or_else(|| StoreError::NotFound(format!("no webhook {id}")))?;
-    decode(got.value())
+    WEBHOOKS
+        .get(&ctx.kv(), id)?
+        .ok_or_else(|| StoreError::NotFound(format!("no webhook {id}")))
 }
 
 pub(super) fn save(ctx: &WriteCtx<'_>, w: &WebhookRecord) -> Result<(), StoreError> {
-    ctx.txn
-        .open_table(WEBHOOKS)?
-        .insert(w.id.as_str(), encode(w)?.as_slice())?;
-    Ok(())
+    WEBHOOKS.put(&mut ctx.kv(), w.id.as_str(), w)
 }
 
 pub(super) fn audit(
@@ -179,7 +177,7 @@ impl Store {
     pub async fn delete_webhook(&self, id: String, origin: Origin) -> Result<(), StoreError> {
         self.write(move |ctx| {
             let w = load(ctx, &id)?;
-            ctx.txn.open_table(WEBHOOKS)?.remove(id.as_str())?;
+            WEBHOOKS.delete(&mut ctx.kv(), id.as_str())?;
             ctx.txn.open_table(WEBHOOK_CURSORS)?.remove(id.as_str())?;
             ctx.txn
                 .open_table(WEBHOOK_DELIVERIES)?
@@ -228,14 +226,12 @@ impl Store {
 
     /// A subscription.
     pub fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
-        self.read_one(WEBHOOKS, id)
+        WEBHOOKS.get(&self.kv_read()?, id)
     }
 
     /// Every subscription.
     pub fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(WEBHOOKS)?;
-        t.iter()?.map(|item| decode(item?.1.value())).collect()
+        WEBHOOKS.all(&self.kv_read()?)
     }
 
     /// The signing secrets of a subscription still valid at `now`, unsealed.

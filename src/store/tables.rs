@@ -36,8 +36,8 @@ pub const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approv
 /// The deadline queue: (unix seconds, `lease:<id>` or `approval:<id>`) → 0.
 pub const DEADLINES: TableDefinition<(i64, &str), u8> = TableDefinition::new("deadlines");
 
-/// Webhook subscriptions by id.
-pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// Webhook subscriptions by id (typed layout; converted to `kv::Table::Webhooks`).
+pub const WEBHOOKS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 /// Each subscription's cursor: the last audit seq delivered or skipped.
 pub const WEBHOOK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("webhook_cursors");
 /// Delivery attempts by (subscription id, counter).
@@ -48,10 +48,11 @@ pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
 /// message) (typed layout; converted to `kv::Table::Cards`).
 pub const CARDS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_cards");
 
-/// Scheduled job records by name.
-pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
-/// Signed checkpoints (`audit` → the last event dropped by retention).
-pub const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// Scheduled job records by name (typed layout; converted to `kv::Table::JobRuns`).
+pub const JOB_RUNS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
+/// Signed checkpoints (`audit` → the last event dropped by retention) (typed layout; converted
+/// to `kv::Table::Checkpoints`).
+pub const CHECKPOINTS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 
 /// Proxy services created through the API, by name: the typed layout of earlier releases,
 /// converted at open onto the table seam (`kv::Table::Services`).
@@ -73,9 +74,6 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(OPEN_LEASES)?;
     txn.open_table(APPROVALS)?;
     txn.open_table(DEADLINES)?;
-    txn.open_table(WEBHOOKS)?;
-    txn.open_table(JOB_RUNS)?;
-    txn.open_table(CHECKPOINTS)?;
     // Tables on the seam: created, and converted from their typed layout once.
     use super::kv::{Table, convert_str_table};
     for (old, table) in [
@@ -83,6 +81,9 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
         (GRANTS_V1, Table::Grants),
         (POLICIES_V1, Table::Policies),
         (CARDS_V1, Table::Cards),
+        (WEBHOOKS_V1, Table::Webhooks),
+        (JOB_RUNS_V1, Table::JobRuns),
+        (CHECKPOINTS_V1, Table::Checkpoints),
     ] {
         convert_str_table(&txn, old, table)?;
         txn.open_table(table.redb())?;
@@ -91,4 +92,40 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(WEBHOOK_DELIVERIES)?;
     txn.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_the_typed_layout_opens_with_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(super::super::DB_FILE)).unwrap();
+            let w = db.begin_write().unwrap();
+            let grant = serde_json::json!({"id": "g1", "subject": {"kind": "namespace", "value": "entities"},
+                "pattern": "shared/**", "actions": ["read"], "created_at": "2026-01-01T00:00:00Z", "created_by": "admin"});
+            w.open_table(GRANTS_V1)
+                .unwrap()
+                .insert("g1", serde_json::to_vec(&grant).unwrap().as_slice())
+                .unwrap();
+            // A job run written with unix integers, as earlier releases did.
+            w.open_table(JOB_RUNS_V1)
+                .unwrap()
+                .insert("digest", br#"{"known_since":1796000000,"last_started":null,"last_finished":null,"last_result":null,"last_message":null}"#.as_slice())
+                .unwrap();
+            w.commit().unwrap();
+        }
+        let (store, writer) =
+            crate::store::Store::open(dir.path(), crate::crypto::Keyring::generate(), 16).unwrap();
+        let grants = store.list_grants().unwrap();
+        assert_eq!(grants.len(), 1);
+        assert_eq!(grants[0].id, "g1");
+        let run = store.read_job_run("digest").unwrap().unwrap();
+        assert_eq!(run.known_since, 1_796_000_000);
+        drop(store);
+        writer.join();
+    }
 }

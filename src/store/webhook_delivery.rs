@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::subscriptions::{WebhookRecord, WebhookStatus, audit, load, save};
-use super::tables::{AUDIT, WEBHOOK_CURSORS, WEBHOOK_DELIVERIES, WEBHOOKS};
+use super::tables::{AUDIT, WEBHOOK_CURSORS, WEBHOOK_DELIVERIES};
 use super::{Origin, Store, StoreError, decode, encode};
 use crate::audit::Event;
 
@@ -63,7 +63,10 @@ impl Store {
         records: Vec<DeliveryRecord>,
     ) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            if ctx.txn.open_table(WEBHOOKS)?.get(id.as_str())?.is_none() {
+            if super::subscriptions::WEBHOOKS
+                .get(&ctx.kv(), id.as_str())?
+                .is_none()
+            {
                 return Ok(());
             }
             ctx.txn
