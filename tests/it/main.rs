@@ -34,5 +34,6 @@ mod receiver;
 mod refusals;
 mod secrets;
 mod storage;
+mod walkthrough;
 mod webhook_delivery;
 mod webhook_safety;
