@@ -179,7 +179,12 @@ pub fn decide(
 
 /// Who a grant is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+#[serde(
+    rename_all = "snake_case",
+    tag = "kind",
+    content = "value",
+    deny_unknown_fields
+)]
 pub enum Subject {
     /// One agent, by id.
     Agent(String),

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::client::{Client, item_url};
+use super::exit::{Exit, bail_as};
 use super::{GlobalOpts, flag, print_fields, print_json, print_table, text};
 
 /// Agent commands (admin, except `show` of oneself).
@@ -20,6 +21,9 @@ pub enum AgentCommand {
         /// Free text.
         #[arg(long, default_value = "")]
         description: String,
+        /// Print only the API key, alone on stdout: `AGENT_KEY=$(latchkey agent create NAME -q)`.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// List agents.
     Ls,
@@ -55,6 +59,9 @@ pub enum AgentCommand {
         /// The agent's id or unique name.
         #[arg(value_name = "AGENT")]
         id: String,
+        /// Print only the new API key, alone on stdout.
+        #[arg(short, long)]
+        quiet: bool,
     },
 }
 
@@ -71,10 +78,12 @@ pub async fn run(opts: &GlobalOpts, cmd: AgentCommand) -> anyhow::Result<()> {
             name,
             tier,
             description,
+            quiet,
         } => {
+            refuse_quiet_json(opts, quiet)?;
             let body = json!({"name": name, "trust_tier": tier, "description": description});
             let resp = client.post("/v1/agents", &body).await?;
-            print_with_key(opts, &resp, "created");
+            print_with_key(opts, quiet, &resp, "created");
         }
         AgentCommand::Ls => {
             let resp = client.get("/v1/agents", &[]).await?;
@@ -132,10 +141,16 @@ pub async fn run(opts: &GlobalOpts, cmd: AgentCommand) -> anyhow::Result<()> {
                 &format!("now at trust tier {}", text(&resp, "trust_tier")),
             );
         }
-        AgentCommand::RotateKey { id } => {
+        AgentCommand::RotateKey { id, quiet } => {
+            refuse_quiet_json(opts, quiet)?;
             let url = format!("{}/rotate-key", item_url("agents", &id)?);
             let resp = client.post(&url, &json!({})).await?;
-            print_with_key(opts, &resp, "has a new key; the old one no longer works");
+            print_with_key(
+                opts,
+                quiet,
+                &resp,
+                "has a new key; the old one no longer works",
+            );
         }
     }
     Ok(())
@@ -161,10 +176,26 @@ fn done(opts: &GlobalOpts, agent: &Value, what: &str) {
     }
 }
 
-/// Prints an `{agent, api_key}` answer: the key last, alone on its line.
-fn print_with_key(opts: &GlobalOpts, resp: &Value, what: &str) {
+/// `--quiet` prints the key alone and `--json` the whole answer: not both.
+fn refuse_quiet_json(opts: &GlobalOpts, quiet: bool) -> anyhow::Result<()> {
+    if quiet && opts.json {
+        bail_as!(
+            Exit::Usage,
+            "--quiet prints the API key alone and --json the whole answer: give one of them"
+        );
+    }
+    Ok(())
+}
+
+/// Prints an `{agent, api_key}` answer: the key last, alone on its line (with `quiet`, only
+/// the key).
+fn print_with_key(opts: &GlobalOpts, quiet: bool, resp: &Value, what: &str) {
     if opts.json {
         print_json(resp);
+        return;
+    }
+    if quiet {
+        outln!("{}", text(resp, "api_key"));
         return;
     }
     let agent = resp.get("agent").unwrap_or(&Value::Null);

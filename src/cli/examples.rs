@@ -72,7 +72,10 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ),
     (
         "agent create",
-        &["latchkey agent create research-bot --tier 2 --description \"nightly research\""],
+        &[
+            "latchkey agent create research-bot --tier 2 --description \"nightly research\"",
+            "AGENT_KEY=$(latchkey agent create research-bot --tier 2 --quiet)",
+        ],
     ),
     ("agent ls", &["latchkey agent ls"]),
     (

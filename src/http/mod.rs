@@ -12,6 +12,7 @@ mod jobs;
 mod lease_request;
 mod lease_value;
 mod leases;
+pub mod openapi;
 mod proxy;
 mod secret_lifecycle;
 mod secret_list;

@@ -228,6 +228,17 @@ async fn agents_by_unique_name() {
         assert_eq!(by_id["name"], "research-bot");
         let by_name = json_of(&base, &admin, &format!("agent show name:{a_id} --json"));
         assert_eq!(by_name["id"], b_id.as_str());
+
+        // --quiet: the API key alone on stdout, for `AGENT_KEY=$(latchkey agent create … -q)`.
+        let key = ok(&base, &admin, "agent create quiet-bot --tier 2 --quiet");
+        assert!(key.starts_with("lk_agent_"), "{key}");
+        assert_eq!(key.trim_end().lines().count(), 1, "{key}");
+        let me = json_of(&base, key.trim(), "whoami --json");
+        assert_eq!(me["agent"]["name"], "quiet-bot", "{me}");
+        let key = ok(&base, &admin, "agent rotate-key quiet-bot -q");
+        assert!(key.starts_with("lk_agent_") && key.trim_end().lines().count() == 1);
+        let out = run(&base, &admin, "agent create other-bot --quiet --json");
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     })
     .await
     .unwrap();

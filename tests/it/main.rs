@@ -35,5 +35,6 @@ mod receiver;
 mod refusals;
 mod secrets;
 mod storage;
+mod walkthrough;
 mod webhook_delivery;
 mod webhook_safety;
