@@ -76,7 +76,8 @@ failed=0
 for who in admin agent; do
   if [[ $who == admin ]]; then token=$ADMIN_TOKEN; else token=$AGENT_KEY; fi
   echo "== schemathesis as $who (at most $MAX_EXAMPLES examples per operation, ${TIME_LIMIT}s)"
-  if ! timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
+  # Run from the temporary directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+  if ! (cd "$WORK" && timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
     "$VENV/bin/st" run "$LATCHKEY_ADDR/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks "$CHECKS" \
@@ -85,7 +86,7 @@ for who in admin agent; do
     --workers 2 \
     --request-timeout 15 \
     --output-truncate true \
-    --warnings off; then
+    --warnings off); then
     echo "schemathesis: FAILED as $who" >&2
     failed=1
   fi
