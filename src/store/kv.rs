@@ -108,6 +108,30 @@ pub trait WriteTxn: ReadTxn {
     fn delete(&mut self, t: Table, key: &[u8]) -> Result<bool, KvError>;
 }
 
+/// `get` on any redb table of the seam (read or write transaction).
+fn get_in(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, KvError> {
+    Ok(table.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
+}
+
+/// `range` on any redb table of the seam.
+fn range_in(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    rev: bool,
+    limit: usize,
+) -> Result<Rows, KvError> {
+    let rows = table.range::<&[u8]>((from, to)).map_err(backend)?;
+    if rev {
+        collect(rows.rev(), limit)
+    } else {
+        collect(rows, limit)
+    }
+}
+
 fn collect<'a, I>(rows: I, limit: usize) -> Result<Rows, KvError>
 where
     I: Iterator<
@@ -133,12 +157,11 @@ pub struct RedbRead(pub redb::ReadTransaction);
 
 impl ReadTxn for RedbRead {
     fn get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let table = match self.0.open_table(t.redb()) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(backend(e)),
-        };
-        Ok(table.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
+        match self.0.open_table(t.redb()) {
+            Ok(table) => get_in(&table, key),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
     }
 
     fn range(
@@ -149,16 +172,10 @@ impl ReadTxn for RedbRead {
         rev: bool,
         limit: usize,
     ) -> Result<Rows, KvError> {
-        let table = match self.0.open_table(t.redb()) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(backend(e)),
-        };
-        let rows = table.range::<&[u8]>((from, to)).map_err(backend)?;
-        if rev {
-            collect(rows.rev(), limit)
-        } else {
-            collect(rows, limit)
+        match self.0.open_table(t.redb()) {
+            Ok(table) => range_in(&table, from, to, rev, limit),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+            Err(e) => Err(backend(e)),
         }
     }
 }
@@ -168,8 +185,7 @@ pub struct RedbWrite<'a>(pub &'a redb::WriteTransaction);
 
 impl ReadTxn for RedbWrite<'_> {
     fn get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let table = self.0.open_table(t.redb()).map_err(backend)?;
-        Ok(table.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
+        get_in(&self.0.open_table(t.redb()).map_err(backend)?, key)
     }
 
     fn range(
@@ -180,13 +196,13 @@ impl ReadTxn for RedbWrite<'_> {
         rev: bool,
         limit: usize,
     ) -> Result<Rows, KvError> {
-        let table = self.0.open_table(t.redb()).map_err(backend)?;
-        let rows = table.range::<&[u8]>((from, to)).map_err(backend)?;
-        if rev {
-            collect(rows.rev(), limit)
-        } else {
-            collect(rows, limit)
-        }
+        range_in(
+            &self.0.open_table(t.redb()).map_err(backend)?,
+            from,
+            to,
+            rev,
+            limit,
+        )
     }
 }
 

@@ -11,14 +11,24 @@ const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 
 /// Starts `latchkey serve --dev` in `cwd`; returns the child and the (addr, token) it printed.
 fn serve_dev(cwd: &std::path::Path) -> (Child, String, String) {
+    serve_dev_on(cwd, "127.0.0.1:0", Stdio::piped())
+}
+
+/// `serve --dev --listen LISTEN` in `cwd`, its debug logs to `stderr`; returns the child and
+/// the (addr, token) it printed.
+pub(crate) fn serve_dev_on(
+    cwd: &std::path::Path,
+    listen: &str,
+    stderr: Stdio,
+) -> (Child, String, String) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--dev", "--listen", listen])
         .current_dir(cwd)
         .env("LATCHKEY_LOG", "debug")
         .env_remove("LATCHKEY_MASTER_KEY")
         .env_remove("LATCHKEY_DATA_DIR")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -2,7 +2,6 @@
 //! (503 `shutting_down`, `Retry-After`), the daemon exits promptly, and the waiting CLI says
 //! its lease is still pending, then resumes by itself on the restarted daemon.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,31 +11,11 @@ use crate::common::{finish, output_text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 
-/// `serve --dev --listen LISTEN` in `cwd`; returns the child, the address and the admin token
-/// it printed.
+/// `serve --dev --listen LISTEN` in `cwd` (logs discarded); the child, its address (without
+/// the scheme) and its admin token.
 fn serve_dev_on(cwd: &std::path::Path, listen: &str) -> (Child, String, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--dev", "--listen", listen])
-        .current_dir(cwd)
-        .env_remove("LATCHKEY_MASTER_KEY")
-        .env_remove("LATCHKEY_DATA_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut token) = (String::new(), String::new());
-    for _ in 0..10 {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(a) = line.strip_prefix("export LATCHKEY_ADDR=http://") {
-            addr = a.to_string();
-        } else if let Some(t) = line.strip_prefix("export LATCHKEY_TOKEN=") {
-            token = t.to_string();
-        } else if line.starts_with("# try: curl") {
-            break;
-        }
-    }
-    assert!(token.starts_with("lk_admin_"), "{token}");
+    let (child, addr, token) = crate::binary::serve_dev_on(cwd, listen, Stdio::null());
+    let addr = addr.trim_start_matches("http://").to_string();
     (child, addr, token)
 }
 
