@@ -1,14 +1,17 @@
 //! Credentials: admin, agent and approver secrets, stored only as SHA-256 hashes and found
 //! by the hash of the presented secret.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AgentRecord;
 use super::audit_append::audit;
-use super::tables::{AGENTS, CREDENTIALS};
-use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use super::kv::{Records, Table};
+use super::tables::AGENTS;
+use super::{Origin, Store, StoreError, WriteCtx, decode};
+
+/// Credentials by the SHA-256 (hex) of their secret.
+const CREDENTIALS: Records<Credential> = Records::new(Table::Credentials);
 
 /// What a stored credential is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,18 +70,14 @@ impl AdminTokenInfo {
     }
 }
 
-/// The admin tokens of the credential table, by id (ULIDs: oldest first), with their hashes.
-fn admin_tokens(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-) -> Result<Vec<(String, Credential)>, StoreError> {
-    let mut out = Vec::new();
-    for item in table.iter()? {
-        let (k, v) = item?;
-        let c: Credential = decode(v.value())?;
-        if c.kind == CredentialKind::Admin {
-            out.push((k.value().to_string(), c));
-        }
-    }
+/// The admin tokens among the credentials, by id (ULIDs: oldest first), with their encoded
+/// keys.
+fn admin_tokens(tx: &impl super::kv::ReadTxn) -> Result<Vec<(Vec<u8>, Credential)>, StoreError> {
+    let mut out: Vec<(Vec<u8>, Credential)> = CREDENTIALS
+        .entries(tx)?
+        .into_iter()
+        .filter(|(_, c)| c.kind == CredentialKind::Admin)
+        .collect();
     out.sort_by(|a, b| a.1.id.cmp(&b.1.id));
     Ok(out)
 }
@@ -89,10 +88,7 @@ pub(super) fn insert_credential(
     cred: &Credential,
 ) -> Result<(), StoreError> {
     let hash = crate::util::sha256_hex(secret.as_bytes());
-    ctx.txn
-        .open_table(CREDENTIALS)?
-        .insert(hash.as_str(), encode(cred)?.as_slice())?;
-    Ok(())
+    CREDENTIALS.put(&mut ctx.kv(), hash.as_str(), cred)
 }
 
 pub(super) fn revoke_credential(
@@ -100,19 +96,13 @@ pub(super) fn revoke_credential(
     cred_id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    let mut table = ctx.txn.open_table(CREDENTIALS)?;
-    let mut found = None;
-    for item in table.iter()? {
-        let (k, v) = item?;
-        let c: Credential = decode(v.value())?;
-        if c.id == cred_id {
-            found = Some((k.value().to_string(), c));
-            break;
-        }
-    }
-    if let Some((hash, mut c)) = found {
+    let found = CREDENTIALS
+        .entries(&ctx.kv())?
+        .into_iter()
+        .find(|(_, c)| c.id == cred_id);
+    if let Some((key, mut c)) = found {
         c.revoked_at = Some(now.to_string());
-        table.insert(hash.as_str(), encode(&c)?.as_slice())?;
+        CREDENTIALS.put_encoded(&mut ctx.kv(), &key, &c)?;
     }
     Ok(())
 }
@@ -157,9 +147,7 @@ impl Store {
 
     /// Every admin token, revoked ones included, oldest first.
     pub fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(CREDENTIALS)?;
-        Ok(admin_tokens(&table)?
+        Ok(admin_tokens(&self.kv_read()?)?
             .iter()
             .map(|(_, c)| AdminTokenInfo::of(c))
             .collect())
@@ -181,9 +169,8 @@ impl Store {
         origin: Origin,
     ) -> Result<AdminTokenInfo, StoreError> {
         self.write(move |ctx| {
-            let mut table = ctx.txn.open_table(CREDENTIALS)?;
-            let tokens = admin_tokens(&table)?;
-            let Some((hash, cred)) = tokens.iter().find(|(_, c)| c.id == id) else {
+            let tokens = admin_tokens(&ctx.kv())?;
+            let Some((key, cred)) = tokens.iter().find(|(_, c)| c.id == id) else {
                 return Err(StoreError::NotFound(format!("no admin token {id}")));
             };
             if cred.revoked_at.is_some() {
@@ -199,8 +186,7 @@ impl Store {
             }
             let mut cred = cred.clone();
             cred.revoked_at = Some(crate::util::rfc3339(ctx.now()));
-            table.insert(hash.as_str(), encode(&cred)?.as_slice())?;
-            drop(table);
+            CREDENTIALS.put_encoded(&mut ctx.kv(), key, &cred)?;
             let by_itself = origin.actor.kind == "admin" && origin.actor.id == cred.id;
             let details = json!({"description": cred.description, "self": by_itself});
             audit(ctx, &origin, "admin_token.revoked", "", &cred.id, "revoke", details)?;
@@ -262,13 +248,13 @@ impl Store {
         &self,
         hash: &str,
     ) -> Result<Option<(Credential, Option<AgentRecord>)>, StoreError> {
-        let txn = self.read()?;
-        let Some(cred) = txn.open_table(CREDENTIALS)?.get(hash)? else {
+        let snapshot = self.kv_read()?;
+        let Some(cred) = CREDENTIALS.get(&snapshot, hash)? else {
             return Ok(None);
         };
-        let cred: Credential = decode(cred.value())?;
         let agent = match (&cred.kind, &cred.agent_id) {
-            (CredentialKind::Agent, Some(id)) => txn
+            (CredentialKind::Agent, Some(id)) => snapshot
+                .0
                 .open_table(AGENTS)?
                 .get(id.as_str())?
                 .map(|v| decode(v.value()))

@@ -39,6 +39,8 @@ pub enum Table {
     Checkpoints,
     /// Webhook subscriptions by id.
     Webhooks,
+    /// Credentials (admin tokens, agent keys, approver tokens) by SHA-256 of the secret.
+    Credentials,
     /// Anything else a test needs.
     Scratch,
 }
@@ -61,6 +63,7 @@ impl Table {
             Table::JobRuns => "kv_job_runs",
             Table::Checkpoints => "kv_checkpoints",
             Table::Webhooks => "kv_webhooks",
+            Table::Credentials => "kv_credentials",
             Table::Scratch => "kv_scratch",
         }
     }
@@ -262,6 +265,30 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Records<V> {
         key: &K,
     ) -> Result<bool, super::StoreError> {
         Ok(tx.delete(self.table, &key.encode())?)
+    }
+
+    /// Every record with its encoded key, in key order.
+    pub fn entries(&self, tx: &impl ReadTxn) -> Result<Vec<(Vec<u8>, V)>, super::StoreError> {
+        tx.range(
+            self.table,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            usize::MAX,
+        )?
+        .into_iter()
+        .map(|(k, v)| Ok((k, super::decode(&v)?)))
+        .collect()
+    }
+
+    /// Stores `value` under an already encoded key (one from `entries`).
+    pub fn put_encoded(
+        &self,
+        tx: &mut impl WriteTxn,
+        key: &[u8],
+        value: &V,
+    ) -> Result<(), super::StoreError> {
+        Ok(tx.put(self.table, key, &super::encode(value)?)?)
     }
 
     /// Every record, in key order.

@@ -14,8 +14,9 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 /// Agent names → ids (names are unique).
 pub const AGENT_NAMES: TableDefinition<&str, &str> = TableDefinition::new("agent_names");
-/// Admin tokens and agent keys by SHA-256 (hex) of the credential.
-pub const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
+/// Admin tokens and agent keys by SHA-256 (hex) of the credential (typed layout; converted to
+/// `kv::Table::Credentials`).
+pub const CREDENTIALS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
 /// Scoped tokens by id (for revocation and listing).
 pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// Revoked sessions and tasks: `session:<agent|*>:<id>` → revocation time (unix ns).
@@ -66,7 +67,6 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
     txn.open_table(AUDIT)?;
     txn.open_table(AGENTS)?;
     txn.open_table(AGENT_NAMES)?;
-    txn.open_table(CREDENTIALS)?;
     txn.open_table(TOKENS)?;
     txn.open_table(REVOKED)?;
     txn.open_table(LEASES)?;
@@ -84,6 +84,7 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
         (WEBHOOKS_V1, Table::Webhooks),
         (JOB_RUNS_V1, Table::JobRuns),
         (CHECKPOINTS_V1, Table::Checkpoints),
+        (CREDENTIALS_V1, Table::Credentials),
     ] {
         convert_str_table(&txn, old, table)?;
         txn.open_table(table.redb())?;
@@ -116,6 +117,14 @@ mod tests {
                 .unwrap()
                 .insert("digest", br#"{"known_since":1796000000,"last_started":null,"last_finished":null,"last_result":null,"last_message":null}"#.as_slice())
                 .unwrap();
+            // An admin token of an earlier release: it must still authenticate.
+            w.open_table(CREDENTIALS_V1)
+                .unwrap()
+                .insert(
+                    "ab12",
+                    br#"{"id":"c1","kind":"admin","agent_id":null,"created_at":"2026-01-01T00:00:00Z","revoked_at":null}"#.as_slice(),
+                )
+                .unwrap();
             w.commit().unwrap();
         }
         let (store, writer) =
@@ -125,6 +134,9 @@ mod tests {
         assert_eq!(grants[0].id, "g1");
         let run = store.read_job_run("digest").unwrap().unwrap();
         assert_eq!(run.known_since, 1_796_000_000);
+        let (cred, _) = store.find_credential_and_agent("ab12").unwrap().unwrap();
+        assert_eq!(cred.id, "c1");
+        assert_eq!(store.list_admin_tokens().unwrap().len(), 1);
         drop(store);
         writer.join();
     }
