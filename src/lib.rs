@@ -106,8 +106,9 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
     })
 }
 
-/// Runs the daemon on `listener` until `shutdown` completes; in-flight requests finish and
-/// every accepted write is committed before it returns.
+/// Runs the daemon on `listener` until `shutdown` completes: waiting long-polls answer at
+/// once, requests in flight get [`STOP_GRACE`], and what the writer was given is committed
+/// before it returns.
 pub async fn run(
     config: Config,
     listener: TcpListener,
