@@ -153,8 +153,11 @@ pub struct Credential<'a> {
 impl Credential<'_> {
     /// The entries of a bundle (empty for other types).
     fn entries(&self) -> Map<String, Value> {
-        match (self.kind, serde_json::from_str::<Value>(self.value)) {
-            ("env_bundle", Ok(Value::Object(m))) => m,
+        if self.kind != "env_bundle" {
+            return Map::new();
+        }
+        match serde_json::from_str::<Value>(self.value) {
+            Ok(Value::Object(m)) => m,
             _ => Map::new(),
         }
     }

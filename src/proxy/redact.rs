@@ -157,6 +157,10 @@ enum Found {
 /// escapes are ambiguous (`\` may be a literal or start an escape), so the alternatives are
 /// searched depth-first, within [`BUDGET_PER_BYTE`] steps per needle byte.
 fn match_at(data: &[u8], at: usize, needle: &[u8]) -> Found {
+    // Most positions fail on their first byte: answer those without allocating.
+    if data[at] != needle[0] && !matches!(data[at], b'\\' | b'%' | b'+') {
+        return Found::No;
+    }
     let mut stack = vec![(at, 0usize)];
     let mut edge = 0;
     let mut steps = 0;
