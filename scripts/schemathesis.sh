@@ -72,13 +72,12 @@ AGENT_KEY=$(latchkey agent create fuzz-agent --tier 3 --quiet)
 latchkey grant create --namespace entities --pattern 'production/**' --action read --action proxy >/dev/null
 printf 'pg-fuzz' | LATCHKEY_TOKEN=$AGENT_KEY latchkey secret put staging/db/password >/dev/null
 
-failed=0
-for who in admin agent; do
-  if [[ $who == admin ]]; then token=$ADMIN_TOKEN; else token=$AGENT_KEY; fi
-  echo "== schemathesis as $who (at most $MAX_EXAMPLES examples per operation, ${TIME_LIMIT}s)"
-  # Run from the temporary directory: schemathesis keeps a cache (.schemathesis/) where it runs.
-  if ! (cd "$WORK" && timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
+# One run of schemathesis as $1 with token $2; its output also goes to $WORK/st-$1.log.
+run_as() {
+  local who=$1 token=$2 phases=${3:-examples,coverage,fuzzing,stateful}
+  (cd "$WORK" && timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
     "$VENV/bin/st" run "$LATCHKEY_ADDR/openapi.json" \
+    --phases "$phases" \
     --header "Authorization: Bearer $token" \
     --checks "$CHECKS" \
     --max-examples "$MAX_EXAMPLES" \
@@ -86,9 +85,35 @@ for who in admin agent; do
     --workers 2 \
     --request-timeout 15 \
     --output-truncate true \
-    --warnings off); then
-    echo "schemathesis: FAILED as $who" >&2
-    failed=1
+    --warnings off) 2>&1 | tee "$WORK/st-$who.log"
+  return "${PIPESTATUS[0]}"
+}
+
+failed=0
+for who in admin agent; do
+  if [[ $who == admin ]]; then token=$ADMIN_TOKEN; else token=$AGENT_KEY; fi
+  echo "== schemathesis as $who (at most $MAX_EXAMPLES examples per operation, ${TIME_LIMIT}s)"
+  # Run from the temporary directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+  if ! run_as "$who" "$token"; then
+    # A check failure fails at once. Schemathesis 4.32 sometimes crashes in its own coverage
+    # phase (a KeyError inside schemathesis, reported under ERRORS with no FAILURES): that is
+    # not a finding about Latchkey. The run is made again; the third time without the coverage
+    # phase (where the crash lives), and it must then pass.
+    passed=0
+    for phases in examples,coverage,fuzzing,stateful examples,fuzzing,stateful; do
+      if grep -q "= FAILURES =" "$WORK/st-$who.log" || ! grep -q "= ERRORS =" "$WORK/st-$who.log"; then
+        break
+      fi
+      echo "schemathesis: errors but no failures (an internal crash); again with phases $phases"
+      if run_as "$who" "$token" "$phases"; then
+        passed=1
+        break
+      fi
+    done
+    if [[ $passed -eq 0 ]]; then
+      echo "schemathesis: FAILED as $who" >&2
+      failed=1
+    fi
   fi
 done
 [[ $failed -eq 0 ]] || exit 1
