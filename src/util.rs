@@ -12,12 +12,14 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// Unix seconds as RFC 3339 (UTC); `None` outside RFC 3339's years.
+pub fn rfc3339_of(unix: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp(unix).ok().map(rfc3339)
+}
+
 /// Unix seconds as RFC 3339 (UTC) for a JSON document; the integer when out of range.
 pub fn unix_rfc3339(t: i64) -> serde_json::Value {
-    match OffsetDateTime::from_unix_timestamp(t) {
-        Ok(at) => serde_json::Value::String(rfc3339(at)),
-        Err(_) => serde_json::Value::from(t),
-    }
+    rfc3339_of(t).map_or_else(|| serde_json::Value::from(t), serde_json::Value::String)
 }
 
 /// The current time as RFC 3339.
@@ -121,9 +123,9 @@ pub mod unix_time {
 
     /// Writes `t` as RFC 3339 (UTC).
     pub fn serialize<S: Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
-        match time::OffsetDateTime::from_unix_timestamp(*t) {
-            Ok(at) => s.serialize_str(&super::rfc3339(at)),
-            Err(_) => s.serialize_i64(*t),
+        match super::rfc3339_of(*t) {
+            Some(text) => s.serialize_str(&text),
+            None => s.serialize_i64(*t),
         }
     }
 

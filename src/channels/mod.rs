@@ -23,9 +23,7 @@ use crate::scope::Glob;
 use crate::store::{ApprovalRecord, Store};
 
 fn ts(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .map(crate::util::rfc3339)
-        .unwrap_or_default()
+    crate::util::rfc3339_of(unix).unwrap_or_default()
 }
 
 /// The card an approval shows, built from server-side state only.

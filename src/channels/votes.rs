@@ -119,8 +119,7 @@ pub async fn tap(
                 VoteOutcome::AlreadyDecided(s, by) => {
                     let at = t
                         .decided_at
-                        .and_then(|x| time::OffsetDateTime::from_unix_timestamp(x).ok())
-                        .map(crate::util::rfc3339)
+                        .and_then(crate::util::rfc3339_of)
                         .unwrap_or_default();
                     format!(
                         "already {} by {} at {at}",

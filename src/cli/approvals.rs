@@ -126,18 +126,7 @@ fn approvals(tally: &Value) -> usize {
         .count()
 }
 
-/// A time as the API gives it (RFC 3339), or `-`.
-fn when(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        // An older daemon answered unix seconds.
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            .map_or_else(|| "-".into(), crate::util::rfc3339),
-        _ => "-".into(),
-    }
-}
+use super::when;
 
 /// At most `n` characters, on one line, with `…` when cut.
 fn truncate(s: &str, n: usize) -> String {

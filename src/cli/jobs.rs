@@ -72,14 +72,7 @@ fn last(run: &Value) -> String {
     if run.get("last_result").is_none_or(Value::is_null) {
         return "never".into();
     }
-    let at = match run.get("last_finished") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            .map_or_else(|| "-".into(), crate::util::rfc3339),
-        _ => "-".into(),
-    };
+    let at = super::when(&run["last_finished"]);
     let msg: String = text(run, "last_message")
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

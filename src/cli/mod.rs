@@ -44,6 +44,19 @@ pub mod webhooks;
 
 use serde_json::Value;
 
+/// A time as the API gives it (RFC 3339), or `-`; an older daemon's unix seconds are shown
+/// the same way.
+pub(crate) fn when(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(crate::util::rfc3339_of)
+            .unwrap_or_else(|| "-".into()),
+        _ => "-".into(),
+    }
+}
+
 /// The daemon's address when neither --addr nor LATCHKEY_ADDR is given.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:8200";
 

@@ -174,8 +174,7 @@ pub async fn vote(
                 .approval
                 .tally
                 .decided_at
-                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-                .map(crate::util::rfc3339)
+                .and_then(crate::util::rfc3339_of)
                 .unwrap_or_default();
             return Err(ApiError::AlreadyDecided(format!(
                 "already decided ({}) by {by} at {at}",

@@ -45,19 +45,13 @@ pub struct LeaseView {
     pub approval: Option<ApprovalSummary>,
 }
 
-fn ts(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .map(crate::util::rfc3339)
-        .unwrap_or_default()
-}
-
 fn summary(a: &ApprovalRecord) -> ApprovalSummary {
     let t: &Tally = &a.tally;
     ApprovalSummary {
         id: a.id.clone(),
         votes_needed: t.quorum,
         votes: t.approvals(),
-        deadline: ts(t.deadline),
+        deadline: crate::util::rfc3339_of(t.deadline).unwrap_or_default(),
         state: t.state,
         decided_by: t.decided_by.clone(),
     }

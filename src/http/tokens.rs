@@ -214,9 +214,7 @@ pub async fn mint(
         .store
         .record_token(rec, agent.namespace.clone(), caller.origin.clone())
         .await?;
-    let expires_at = OffsetDateTime::from_unix_timestamp(exp)
-        .map(crate::util::rfc3339)
-        .unwrap_or_default();
+    let expires_at = crate::util::rfc3339_of(exp).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(MintedToken {

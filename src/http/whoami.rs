@@ -109,9 +109,7 @@ pub async fn whoami(
             expires_at,
             ..
         } => {
-            let expires_at = expires_at
-                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-                .map(crate::util::rfc3339);
+            let expires_at = expires_at.and_then(crate::util::rfc3339_of);
             let (kind, id, description, parent, session_id, task_id) = match token {
                 Some(t) => (
                     "token",
