@@ -19,20 +19,26 @@ fn serve_dev_on(cwd: &std::path::Path, listen: &str) -> (Child, String, String) 
     (child, addr, token)
 }
 
-/// SIGTERM, then wait (bounded) for the exit; true when it exited cleanly.
-fn stop(mut child: Child, limit: Duration) -> bool {
+/// `signals` SIGTERMs 100 ms apart, then a wait (bounded by `limit`, else the test fails) for
+/// the exit; the exit status.
+fn terminate(mut child: Child, signals: usize, limit: Duration) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    for i in 0..signals {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
     let deadline = Instant::now() + limit;
     loop {
         if let Some(s) = child.try_wait().unwrap() {
-            return s.success();
+            return s;
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
@@ -41,6 +47,11 @@ fn stop(mut child: Child, limit: Duration) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// SIGTERM, then wait (bounded) for the exit; true when it exited cleanly.
+fn stop(child: Child, limit: Duration) -> bool {
+    terminate(child, 1, limit).success()
 }
 
 async fn call(
@@ -205,7 +216,7 @@ async fn a_stop_answers_waiting_long_polls_and_the_cli_resumes_after_a_restart()
 fn stop_with_a_stuck_request(signals: usize) -> Option<i32> {
     use std::io::Write;
     let cwd = tempfile::tempdir().unwrap();
-    let (mut daemon, addr, admin) = serve_dev_on(cwd.path(), "127.0.0.1:0");
+    let (daemon, addr, admin) = serve_dev_on(cwd.path(), "127.0.0.1:0");
     let mut stuck = std::net::TcpStream::connect(&addr).unwrap();
     let head = format!(
         "PUT /v1/secrets/a/b HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {admin}\r\n\
@@ -213,28 +224,7 @@ fn stop_with_a_stuck_request(signals: usize) -> Option<i32> {
     );
     stuck.write_all(head.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let pid = daemon.id().to_string();
-    for _ in 0..signals {
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = daemon.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = daemon.kill();
-            panic!("no exit within 10 s of the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = terminate(daemon, signals, Duration::from_secs(10));
     drop(stuck);
     status.code()
 }
