@@ -31,6 +31,7 @@ mod leases_approvals;
 mod openapi;
 mod proxy;
 mod proxy_leaks;
+mod proxy_services;
 mod receiver;
 mod refusals;
 mod secrets;
