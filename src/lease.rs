@@ -157,7 +157,7 @@ pub struct Vote {
     pub decision: Decision,
     /// Optional reason.
     pub reason: Option<String>,
-    /// When (unix seconds).
+    /// When (RFC 3339).
     #[serde(with = "crate::util::unix_time")]
     #[schema(value_type = String, format = DateTime)]
     pub at: i64,
@@ -187,7 +187,7 @@ pub struct Tally {
     pub votes: Vec<Vote>,
     /// Approvals needed.
     pub quorum: u32,
-    /// Deadline (unix seconds).
+    /// Deadline (RFC 3339).
     #[serde(with = "crate::util::unix_time")]
     #[schema(value_type = String, format = DateTime)]
     pub deadline: i64,
@@ -197,7 +197,7 @@ pub struct Tally {
     pub state: ApprovalState,
     /// Who decided (approver name, or `deadline`).
     pub decided_by: Option<String>,
-    /// When it was decided (unix seconds).
+    /// When it was decided (RFC 3339).
     #[serde(default, with = "crate::util::unix_time::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub decided_at: Option<i64>,

@@ -33,6 +33,8 @@ pub struct ApprovalSummary {
     pub state: crate::lease::ApprovalState,
     /// Who decided.
     pub decided_by: Option<String>,
+    /// The reason the deciding approver gave (a denial's reason, for the agent to read).
+    pub reason: Option<String>,
 }
 
 /// A lease as answered.
@@ -54,7 +56,23 @@ fn summary(a: &ApprovalRecord) -> ApprovalSummary {
         deadline: crate::util::rfc3339_of(t.deadline).unwrap_or_default(),
         state: t.state,
         decided_by: t.decided_by.clone(),
+        reason: deciding_reason(t),
     }
+}
+
+/// The reason of the vote that decided the tally: the deny's for a denial, the last
+/// approval's for a grant.
+fn deciding_reason(t: &Tally) -> Option<String> {
+    let wanted = match t.state {
+        crate::lease::ApprovalState::Denied => crate::lease::Decision::Deny,
+        crate::lease::ApprovalState::Approved => crate::lease::Decision::Approve,
+        _ => return None,
+    };
+    t.votes
+        .iter()
+        .rev()
+        .find(|v| v.decision == wanted)
+        .and_then(|v| v.reason.clone())
 }
 
 /// Builds the answer for a lease, looking its approval up when it has one.

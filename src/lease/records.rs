@@ -58,15 +58,15 @@ pub struct LeaseRecord {
     pub flagged: bool,
     /// The grant that allowed it, outside the agent's namespace.
     pub grant_id: Option<String>,
-    /// Requested (unix seconds).
+    /// Requested (RFC 3339).
     #[serde(with = "crate::util::unix_time")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    /// Granted (unix seconds).
+    /// Granted (RFC 3339).
     #[serde(default, with = "crate::util::unix_time::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub granted_at: Option<i64>,
-    /// Pending: the approval deadline. Active: the end of the lease (unix seconds).
+    /// Pending: the approval deadline. Active: the end of the lease (RFC 3339).
     #[serde(with = "crate::util::unix_time")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
@@ -107,7 +107,7 @@ pub struct ApprovalRecord {
     pub keys: Option<Vec<String>>,
     /// The agent's reason.
     pub reason: String,
-    /// Requested (unix seconds).
+    /// Requested (RFC 3339).
     #[serde(with = "crate::util::unix_time")]
     #[schema(value_type = String, format = DateTime)]
     pub requested_at: i64,

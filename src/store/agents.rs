@@ -1,15 +1,14 @@
 //! Agents: registration (with the agent's namespace and API key), tier and disabled
 //! changes, key rotation, and lookups.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit_append::audit;
 use super::credentials::{Credential, CredentialKind, insert_credential, revoke_credential};
-use super::tables::{AGENT_NAMES, AGENTS};
+use super::kv::{Records, Table};
 use super::tokens::{Selection, revoke_in};
-use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use super::{Origin, Store, StoreError, WriteCtx};
 use crate::paths;
 
 /// An agent.
@@ -37,19 +36,19 @@ pub struct AgentRecord {
     pub tokens_not_before: u128,
 }
 
+/// Agents by id.
+pub(super) const AGENTS: Records<AgentRecord> = Records::new(Table::Agents);
+/// Agent names → ids.
+const AGENT_NAMES: Records<String> = Records::new(Table::AgentNames);
+
 pub(super) fn load_agent(ctx: &WriteCtx<'_>, id: &str) -> Result<AgentRecord, StoreError> {
-    let table = ctx.txn.open_table(AGENTS)?;
-    let got = table
-        .get(id)?
-        .ok_or_else(|| StoreError::NotFound(format!("no agent {id}")))?;
-    decode(got.value())
+    AGENTS
+        .get(&ctx.kv(), id)?
+        .ok_or_else(|| StoreError::NotFound(format!("no agent {id}")))
 }
 
 pub(super) fn save_agent(ctx: &WriteCtx<'_>, a: &AgentRecord) -> Result<(), StoreError> {
-    ctx.txn
-        .open_table(AGENTS)?
-        .insert(a.id.as_str(), encode(a)?.as_slice())?;
-    Ok(())
+    AGENTS.put(&mut ctx.kv(), a.id.as_str(), a)
 }
 
 impl Store {
@@ -65,12 +64,7 @@ impl Store {
         let k = key.clone();
         let agent = self
             .write(move |ctx| {
-                if ctx
-                    .txn
-                    .open_table(AGENT_NAMES)?
-                    .get(name.as_str())?
-                    .is_some()
-                {
+                if AGENT_NAMES.get(&ctx.kv(), name.as_str())?.is_some() {
                     return Err(StoreError::Conflict(format!(
                         "an agent named {name:?} exists"
                     )));
@@ -99,9 +93,7 @@ impl Store {
                 };
                 insert_credential(ctx, &k, &cred)?;
                 save_agent(ctx, &agent)?;
-                ctx.txn
-                    .open_table(AGENT_NAMES)?
-                    .insert(name.as_str(), id.as_str())?;
+                AGENT_NAMES.put(&mut ctx.kv(), name.as_str(), &id)?;
                 audit(
                     ctx,
                     &origin,
@@ -219,7 +211,7 @@ impl Store {
 
     /// An agent by id.
     pub fn get_agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
-        self.read_one(AGENTS, id)
+        AGENTS.get(&self.kv_read()?, id)
     }
 
     /// The agent a reference names: its id or its unique name (`id:…` and `name:…` say
@@ -231,20 +223,14 @@ impl Store {
             Some(("name", r)) => (None, Some(r)),
             _ => (Some(reference), Some(reference)),
         };
-        let txn = self.read()?;
-        let agents = txn.open_table(AGENTS)?;
-        let load = |id: &str| -> Result<Option<AgentRecord>, StoreError> {
-            agents.get(id)?.map(|v| decode(v.value())).transpose()
-        };
+        let txn = self.kv_read()?;
+        let load = |id: &str| AGENTS.get(&txn, id);
         let with_id = match by_id {
             Some(id) => load(&id.to_ascii_lowercase())?,
             None => None,
         };
         let named_id = match by_name {
-            Some(name) => txn
-                .open_table(AGENT_NAMES)?
-                .get(name)?
-                .map(|v| v.value().to_string()),
+            Some(name) => AGENT_NAMES.get(&txn, name)?,
             None => None,
         };
         let named = match named_id {
@@ -267,8 +253,6 @@ impl Store {
 
     /// Every agent, by id.
     pub fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(AGENTS)?;
-        table.iter()?.map(|item| decode(item?.1.value())).collect()
+        AGENTS.all(&self.kv_read()?)
     }
 }

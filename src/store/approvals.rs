@@ -2,9 +2,13 @@
 
 use serde_json::json;
 
-use super::leases::{LeaseRecord, apply, get, lease_draft, put, remove_deadline};
-use super::tables::{APPROVALS, LEASES};
-use super::{Origin, Store, StoreError, WriteCtx, decode};
+use std::ops::Bound;
+
+use super::keys::Key;
+use super::leases::{
+    APPROVALS, LEASES, LeaseRecord, apply, get, lease_draft, put, remove_deadline,
+};
+use super::{Origin, Store, StoreError, WriteCtx};
 pub use crate::lease::ApprovalRecord;
 use crate::lease::{ApprovalState, LeaseEvent, Vote, VoteOutcome};
 use crate::notice::{ApprovalChange, Notice};
@@ -92,7 +96,7 @@ impl Store {
 
     /// An approval by id.
     pub fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
-        self.read_one(APPROVALS, id)
+        APPROVALS.get(&self.kv_read()?, id)
     }
 
     /// Approvals, newest first, optionally only pending ones.
@@ -102,19 +106,18 @@ impl Store {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(APPROVALS)?;
         let mut out = Vec::new();
         // Ids are ULIDs: key order is creation order, so `before` is a keyset cursor.
-        for item in t.range(..before.unwrap_or("\u{10ffff}"))?.rev() {
-            let a: ApprovalRecord = decode(item?.1.value())?;
+        let end = match before {
+            Some(b) => Bound::Excluded(b.encode()),
+            None => Bound::Unbounded,
+        };
+        APPROVALS.scan(&self.kv_read()?, Bound::Unbounded, end, true, |_, a| {
             if !pending_only || a.tally.state == ApprovalState::Pending {
                 out.push(a);
-                if out.len() >= limit {
-                    break;
-                }
             }
-        }
+            Ok(out.len() < limit)
+        })?;
         Ok(out)
     }
 }

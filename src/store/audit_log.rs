@@ -1,11 +1,13 @@
 //! Reading the audit log: filtered, paginated queries and the chain verification walk.
 //! Appends happen only inside write jobs (see `WriteCtx::audit`).
 
-use redb::ReadableTable;
+use std::ops::Bound;
+
 use serde::Serialize;
 
-use super::tables::AUDIT;
-use super::{Store, StoreError, decode};
+use super::keys::Key;
+use super::kv::{ReadTxn, Records, Table};
+use super::{Store, StoreError};
 use crate::audit::{Break, ChainVerifier, Event, GENESIS, type_matches};
 
 /// Which events to return.
@@ -57,6 +59,17 @@ pub struct VerifyReport {
     pub checkpoint_seq: Option<u64>,
 }
 
+/// The audit log by seq.
+pub(super) const AUDIT: Records<Event> = Records::new(Table::Audit);
+
+/// The last event of the log.
+pub(super) fn last_event(tx: &impl ReadTxn) -> Result<Option<Event>, StoreError> {
+    Ok(AUDIT
+        .range(tx, Bound::Unbounded, Bound::Unbounded, true, 1)?
+        .pop()
+        .map(|(_, e)| e))
+}
+
 fn parse_ts(s: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
@@ -64,42 +77,42 @@ fn parse_ts(s: &str) -> Option<time::OffsetDateTime> {
 impl Store {
     /// Events matching `f`, in seq order.
     pub fn query_audit(&self, f: &AuditFilter) -> Result<AuditPage, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(AUDIT)?;
+        let txn = self.kv_read()?;
         let from = f.from_seq.unwrap_or(1);
         let to = f.to_seq.unwrap_or(u64::MAX);
-        let last_seq = table.last()?.map_or(0, |(k, _)| k.value());
+        let last_seq = last_event(&txn)?.map_or(0, |e| e.seq);
         let mut events = Vec::new();
         let mut next_seq = None;
         if from <= to {
-            for item in table.range(from..=to)? {
-                let (k, v) = item?;
+            let (lo, hi) = (Bound::Included(from.encode()), Bound::Included(to.encode()));
+            AUDIT.scan(&txn, lo, hi, false, |_, e| {
                 if events.len() >= f.limit {
-                    next_seq = Some(k.value());
-                    break;
+                    next_seq = Some(e.seq);
+                    return Ok(false);
                 }
-                let e: Event = decode(v.value())?;
-                if f.event
+                let skip = f
+                    .event
                     .as_deref()
                     .is_some_and(|p| !type_matches(p, &e.event))
                     || f.actor.as_deref().is_some_and(|a| a != e.actor.id)
                     || f.path_prefix
                         .as_deref()
                         .is_some_and(|p| !e.resource_path.starts_with(p))
-                    || f.namespace.as_deref().is_some_and(|n| n != e.namespace)
-                {
-                    continue;
+                    || f.namespace.as_deref().is_some_and(|n| n != e.namespace);
+                if skip {
+                    return Ok(true);
                 }
                 if f.since.is_some() || f.until.is_some() {
                     let Some(ts) = parse_ts(&e.timestamp) else {
-                        continue;
+                        return Ok(true);
                     };
                     if f.since.is_some_and(|s| ts < s) || f.until.is_some_and(|u| ts > u) {
-                        continue;
+                        return Ok(true);
                     }
                 }
                 events.push(e);
-            }
+                Ok(true)
+            })?;
         }
         Ok(AuditPage {
             events,
@@ -111,15 +124,14 @@ impl Store {
     /// Walks the whole chain and reports the first broken link.
     pub fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
         let checkpoint = self.audit_checkpoint()?;
-        let txn = self.read()?;
-        let table = txn.open_table(AUDIT)?;
+        let txn = self.kv_read()?;
         let (start, prev) = match &checkpoint {
             Some(cp) if !cp.valid(self.keyring().signing_key()) => {
                 let first_break = Some(Break {
                     seq: cp.seq,
                     reason: "the retention checkpoint's signature does not verify".into(),
                 });
-                let last_seq = table.last()?.map_or(0, |(k, _)| k.value());
+                let last_seq = last_event(&txn)?.map_or(0, |e| e.seq);
                 return Ok(VerifyReport {
                     ok: false,
                     checked: 0,
@@ -135,22 +147,37 @@ impl Store {
         let mut checked = 0;
         let mut last_seq = 0;
         let mut first_break = None;
-        for item in table.range(start..)? {
-            let (k, v) = item?;
-            last_seq = k.value();
-            if first_break.is_some() {
-                continue;
+        // Raw rows: an undecodable event is a break to report, not an error.
+        let mut from = Bound::Included(start.encode());
+        loop {
+            let rows = txn.range(
+                Table::Audit,
+                from.as_ref().map(Vec::as_slice),
+                Bound::Unbounded,
+                false,
+                1024,
+            )?;
+            let full = rows.len() == 1024;
+            for (k, v) in rows {
+                let seq = super::keys::Reader::new(&k).u64().unwrap_or(0);
+                last_seq = seq;
+                if first_break.is_none() {
+                    let result = match super::decode::<Event>(&v) {
+                        Ok(e) => verifier.check(seq, &e),
+                        Err(e) => Err(Break {
+                            seq,
+                            reason: format!("undecodable event: {e}"),
+                        }),
+                    };
+                    match result {
+                        Ok(()) => checked += 1,
+                        Err(b) => first_break = Some(b),
+                    }
+                }
+                from = Bound::Excluded(k);
             }
-            let result = match decode::<Event>(v.value()) {
-                Ok(e) => verifier.check(k.value(), &e),
-                Err(e) => Err(Break {
-                    seq: k.value(),
-                    reason: format!("undecodable event: {e}"),
-                }),
-            };
-            match result {
-                Ok(()) => checked += 1,
-                Err(b) => first_break = Some(b),
+            if !full {
+                break;
             }
         }
         Ok(VerifyReport {

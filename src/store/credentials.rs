@@ -7,8 +7,8 @@ use serde_json::json;
 use super::AgentRecord;
 use super::audit_append::audit;
 use super::kv::{Records, Table};
-use super::tables::AGENTS;
-use super::{Origin, Store, StoreError, WriteCtx, decode};
+use super::agents::AGENTS;
+use super::{Origin, Store, StoreError, WriteCtx};
 
 /// Credentials by the SHA-256 (hex) of their secret.
 const CREDENTIALS: Records<Credential> = Records::new(Table::Credentials);
@@ -253,12 +253,7 @@ impl Store {
             return Ok(None);
         };
         let agent = match (&cred.kind, &cred.agent_id) {
-            (CredentialKind::Agent, Some(id)) => snapshot
-                .0
-                .open_table(AGENTS)?
-                .get(id.as_str())?
-                .map(|v| decode(v.value()))
-                .transpose()?,
+            (CredentialKind::Agent, Some(id)) => AGENTS.get(&snapshot, id.as_str())?,
             _ => None,
         };
         Ok(Some((cred, agent)))

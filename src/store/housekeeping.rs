@@ -1,15 +1,17 @@
 //! Housekeeping done by scheduled jobs: job run records, expiring secrets, and audit
 //! retention with a signed checkpoint so the chain still verifies over what remains.
 
+use std::ops::Bound;
+
 use hmac::{Hmac, Mac};
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
 
+use super::audit_log::AUDIT;
 use super::kv::{Records, Table};
-use super::tables::{AUDIT, SECRETS};
-use super::{Origin, SecretRecord, Store, StoreError, decode, encode};
+use super::secrets::SECRETS;
+use super::{Origin, SecretRecord, Store, StoreError};
 use crate::audit::{Draft, Event};
 
 /// Scheduled job records by name.
@@ -100,10 +102,8 @@ impl Store {
         self.write(move |ctx| {
             let now = ctx.now_unix();
             let due: Vec<SecretRecord> = {
-                let t = ctx.txn.open_table(SECRETS)?;
                 let mut v = Vec::new();
-                for item in t.iter()? {
-                    let r: SecretRecord = decode(item?.1.value())?;
+                for r in SECRETS.all(&ctx.kv())? {
                     let past = r
                         .expires_at
                         .as_deref()
@@ -118,9 +118,7 @@ impl Store {
             let origin = Origin::system();
             for mut r in due.clone() {
                 r.expired_at = Some(crate::util::rfc3339(ctx.now()));
-                ctx.txn
-                    .open_table(SECRETS)?
-                    .insert(r.path.as_str(), encode(&r)?.as_slice())?;
+                SECRETS.put(&mut ctx.kv(), r.path.as_str(), &r)?;
                 let path = r.path.clone();
                 let leases =
                     super::lease_end::revoke_open_leases(ctx, &origin, "secret expired", |l| {
@@ -149,26 +147,27 @@ impl Store {
         self.write(move |ctx| {
             let mut last: Option<Event> = None;
             let mut doomed = Vec::new();
-            {
-                let t = ctx.txn.open_table(AUDIT)?;
-                for item in t.iter()?.take(10_000) {
-                    let (k, v) = item?;
-                    let e: Event = decode(v.value())?;
-                    let old = super::parse_query_time(&e.timestamp)
-                        .is_some_and(|t| t.unix_timestamp() < cutoff);
-                    if !old {
-                        break;
-                    }
-                    doomed.push(k.value());
-                    last = Some(e);
+            let oldest = AUDIT.range(
+                &ctx.kv(),
+                Bound::Unbounded,
+                Bound::Unbounded,
+                false,
+                10_000,
+            )?;
+            for (_, e) in oldest {
+                let old = super::parse_query_time(&e.timestamp)
+                    .is_some_and(|t| t.unix_timestamp() < cutoff);
+                if !old {
+                    break;
                 }
+                doomed.push(e.seq);
+                last = Some(e);
             }
             let Some(last) = last else { return Ok(0) };
-            let mut t = ctx.txn.open_table(AUDIT)?;
+            let mut tx = ctx.kv();
             for seq in &doomed {
-                t.remove(*seq)?;
+                AUDIT.delete(&mut tx, seq)?;
             }
-            drop(t);
             let cp = Checkpoint {
                 seq: last.seq,
                 hash: last.hash.clone(),

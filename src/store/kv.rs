@@ -41,11 +41,52 @@ pub enum Table {
     Webhooks,
     /// Credentials (admin tokens, agent keys, approver tokens) by SHA-256 of the secret.
     Credentials,
+    /// Agent names → agent ids (names are unique).
+    AgentNames,
+    /// Scoped tokens by id.
+    Tokens,
+    /// Revoked sessions and tasks → revocation time (unix ns).
+    Revoked,
+    /// (agent id, lease id) → 0: an agent's leases in creation order.
+    AgentLeases,
+    /// Leases not yet in a final state → agent id.
+    OpenLeases,
+    /// Each webhook subscription's cursor (the last audit seq delivered or skipped).
+    WebhookCursors,
+    /// Webhook delivery attempts by (subscription id, counter).
+    WebhookDeliveries,
     /// Anything else a test needs.
     Scratch,
 }
 
 impl Table {
+    /// Every table of the seam (a backend creates them all).
+    pub const ALL: [Table; 23] = [
+        Table::Secrets,
+        Table::Versions,
+        Table::Audit,
+        Table::Agents,
+        Table::Leases,
+        Table::Approvals,
+        Table::Deadlines,
+        Table::Services,
+        Table::Grants,
+        Table::Policies,
+        Table::Cards,
+        Table::JobRuns,
+        Table::Checkpoints,
+        Table::Webhooks,
+        Table::Credentials,
+        Table::AgentNames,
+        Table::Tokens,
+        Table::Revoked,
+        Table::AgentLeases,
+        Table::OpenLeases,
+        Table::WebhookCursors,
+        Table::WebhookDeliveries,
+        Table::Scratch,
+    ];
+
     /// Its name in a backend.
     pub fn name(self) -> &'static str {
         match self {
@@ -64,6 +105,13 @@ impl Table {
             Table::Checkpoints => "kv_checkpoints",
             Table::Webhooks => "kv_webhooks",
             Table::Credentials => "kv_credentials",
+            Table::AgentNames => "kv_agent_names",
+            Table::Tokens => "kv_tokens",
+            Table::Revoked => "kv_revoked_bindings",
+            Table::AgentLeases => "kv_agent_leases",
+            Table::OpenLeases => "kv_open_leases",
+            Table::WebhookCursors => "kv_webhook_cursors",
+            Table::WebhookDeliveries => "kv_webhook_deliveries",
             Table::Scratch => "kv_scratch",
         }
     }
@@ -222,13 +270,41 @@ impl WriteTxn for RedbWrite<'_> {
     }
 }
 
+/// A bound on an owned key as one on a borrowed key.
+fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
 /// JSON records of one table, by typed key: what the domain modules use.
 pub struct Records<V> {
     table: Table,
     _v: std::marker::PhantomData<fn() -> V>,
 }
 
+impl<V> Clone for Records<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for Records<V> {}
+
 impl<V: serde::Serialize + serde::de::DeserializeOwned> Records<V> {
+    /// The record under an already encoded key.
+    pub fn get_encoded(
+        &self,
+        tx: &impl ReadTxn,
+        key: &[u8],
+    ) -> Result<Option<V>, super::StoreError> {
+        tx.get(self.table, key)?
+            .map(|v| super::decode(&v))
+            .transpose()
+    }
+
     /// The records of `table`.
     pub const fn new(table: Table) -> Records<V> {
         Records {
@@ -291,6 +367,84 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Records<V> {
         Ok(tx.put(self.table, key, &super::encode(value)?)?)
     }
 
+    /// Up to `limit` records with `from ≤ key < to` (per the bounds), with their encoded keys,
+    /// ascending or descending.
+    pub fn range(
+        &self,
+        tx: &impl ReadTxn,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        rev: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, V)>, super::StoreError> {
+        tx.range(self.table, from, to, rev, limit)?
+            .into_iter()
+            .map(|(k, v)| Ok((k, super::decode(&v)?)))
+            .collect()
+    }
+
+    /// Up to `limit` records whose encoded key starts with `prefix` (a
+    /// [`tuple_prefix`](super::keys::tuple_prefix)), ascending or descending.
+    pub fn prefixed(
+        &self,
+        tx: &impl ReadTxn,
+        prefix: &[u8],
+        rev: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, V)>, super::StoreError> {
+        let end = super::keys::prefix_end(prefix);
+        let to = match &end {
+            Some(e) => Bound::Excluded(e.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.range(tx, Bound::Included(prefix), to, rev, limit)
+    }
+
+    /// Visits the records with `from ≤ key < to` in key order (or reverse), a page at a time,
+    /// until `f` answers false: for scans that filter and stop early.
+    pub fn scan(
+        &self,
+        tx: &impl ReadTxn,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+        rev: bool,
+        mut f: impl FnMut(&[u8], V) -> Result<bool, super::StoreError>,
+    ) -> Result<(), super::StoreError> {
+        const PAGE: usize = 256;
+        let (mut from, mut to) = (from, to);
+        loop {
+            let rows = tx.range(self.table, as_slice(&from), as_slice(&to), rev, PAGE)?;
+            let full = rows.len() == PAGE;
+            for (k, v) in rows {
+                if !f(&k, super::decode(&v)?)? {
+                    return Ok(());
+                }
+                if rev {
+                    to = Bound::Excluded(k);
+                } else {
+                    from = Bound::Excluded(k);
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Removes every record with `from ≤ key < to`; returns how many.
+    pub fn delete_range(
+        &self,
+        tx: &mut impl WriteTxn,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<usize, super::StoreError> {
+        let keys = tx.range(self.table, from, to, false, usize::MAX)?;
+        for (k, _) in &keys {
+            tx.delete(self.table, k)?;
+        }
+        Ok(keys.len())
+    }
+
     /// Every record, in key order.
     pub fn all(&self, tx: &impl ReadTxn) -> Result<Vec<V>, super::StoreError> {
         tx.range(
@@ -306,21 +460,26 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Records<V> {
     }
 }
 
-/// Moves the rows of a table of the typed layout (string keys) onto the seam, once: the old
-/// table is emptied and deleted in the same transaction (a file of the previous release opens
-/// as before).
-pub fn convert_str_table(
+/// Moves the rows of a table of the typed layout onto the seam, once: `row` re-encodes each
+/// (key, value); the old table is emptied and deleted in the same transaction (a file of the
+/// previous release opens as before).
+pub fn convert_table<K, V>(
     txn: &redb::WriteTransaction,
-    old: TableDefinition<&str, &[u8]>,
+    old: TableDefinition<K, V>,
     to: Table,
-) -> Result<(), KvError> {
+    row: impl for<'a> Fn(K::SelfType<'a>, V::SelfType<'a>) -> Result<(Vec<u8>, Vec<u8>), KvError>,
+) -> Result<(), KvError>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
     let rows: Rows = match txn.open_table(old) {
         Ok(t) => t
             .iter()
             .map_err(backend)?
             .map(|r| {
                 let (k, v) = r.map_err(backend)?;
-                Ok((k.value().encode(), v.value().to_vec()))
+                row(k.value(), v.value())
             })
             .collect::<Result<_, KvError>>()?,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
@@ -333,6 +492,20 @@ pub fn convert_str_table(
     drop(table);
     txn.delete_table(old).map_err(backend)?;
     Ok(())
+}
+
+/// [`convert_table`] for a table of string keys and JSON values.
+pub fn convert_str_table(
+    txn: &redb::WriteTransaction,
+    old: TableDefinition<&str, &[u8]>,
+    to: Table,
+) -> Result<(), KvError> {
+    convert_table(txn, old, to, |k, v| Ok((k.encode(), v.to_vec())))
+}
+
+/// A JSON value for an index table's row (the typed layout held plain values there).
+pub fn json_value(v: impl serde::Serialize) -> Result<Vec<u8>, KvError> {
+    serde_json::to_vec(&v).map_err(backend)
 }
 
 #[cfg(test)]

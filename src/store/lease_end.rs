@@ -1,13 +1,16 @@
 //! How leases and approvals end: revocation (one lease, or every open lease matching a
 //! predicate) and the deadline queue that expires approvals and leases.
 
-use redb::ReadableTable;
+use std::ops::Bound;
+
 use serde_json::json;
 
 use super::approvals::{ApprovalRecord, settle};
-use super::leases::{LeaseRecord, apply, get, put, remove_deadline};
-use super::tables::{APPROVALS, DEADLINES, LEASES, OPEN_LEASES};
-use super::{Origin, Store, StoreError, WriteCtx, decode};
+use super::keys::{Key, Reader};
+use super::leases::{
+    APPROVALS, DEADLINES, LEASES, LeaseRecord, OPEN_LEASES, apply, get, put, remove_deadline,
+};
+use super::{Origin, Store, StoreError, WriteCtx};
 use crate::access::LeaseGate;
 use crate::lease::{ApprovalState, LeaseEvent, LeaseState};
 use crate::notice::{ApprovalChange, Notice};
@@ -54,16 +57,13 @@ pub(super) fn revoke_open_leases(
     pred: impl Fn(&LeaseRecord) -> bool,
 ) -> Result<u64, StoreError> {
     let ids: Vec<String> = {
-        let open = ctx.txn.open_table(OPEN_LEASES)?;
-        let leases = ctx.txn.open_table(LEASES)?;
+        let tx = ctx.kv();
         let mut ids = Vec::new();
-        for item in open.iter()? {
-            let (k, _) = item?;
-            if let Some(v) = leases.get(k.value())? {
-                let l: LeaseRecord = decode(v.value())?;
-                if pred(&l) {
-                    ids.push(l.id);
-                }
+        for (k, _) in OPEN_LEASES.entries(&tx)? {
+            if let Some(l) = LEASES.get_encoded(&tx, &k)?
+                && pred(&l)
+            {
+                ids.push(l.id);
             }
         }
         ids
@@ -107,9 +107,14 @@ impl Store {
 
     /// The earliest queued deadline (unix seconds).
     pub fn next_deadline(&self) -> Result<Option<i64>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(DEADLINES)?;
-        Ok(t.first()?.map(|(k, _)| k.value().0))
+        let first = DEADLINES.range(
+            &self.kv_read()?,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            1,
+        )?;
+        Ok(first.first().and_then(|(k, _)| Reader::new(k).i64()))
     }
 
     /// Applies every deadline at or before now: approvals expire or auto-grant, leases
@@ -117,19 +122,25 @@ impl Store {
     pub async fn apply_due_deadlines(&self) -> Result<usize, StoreError> {
         self.write(move |ctx| {
             let now = ctx.now_unix();
-            let due: Vec<(i64, String)> = {
-                let t = ctx.txn.open_table(DEADLINES)?;
-                let mut due = Vec::new();
-                for item in t.range((i64::MIN, "")..=(now, "\u{10ffff}"))? {
-                    let (k, _) = item?;
-                    let (at, key) = k.value();
-                    due.push((at, key.to_string()));
-                    if due.len() >= 512 {
-                        break;
+            // Every key of second `now` sorts below the first key of `now + 1`.
+            let end = (now.saturating_add(1)).encode();
+            let due: Vec<(i64, String)> = DEADLINES
+                .range(
+                    &ctx.kv(),
+                    Bound::Unbounded,
+                    Bound::Excluded(end.as_slice()),
+                    false,
+                    512,
+                )?
+                .into_iter()
+                .map(|(k, _)| {
+                    let mut key = Reader::new(&k);
+                    match (key.i64(), key.string()) {
+                        (Some(at), Some(key)) => Ok((at, key)),
+                        _ => Err(StoreError::Corrupt("a deadline key".into())),
                     }
-                }
-                due
-            };
+                })
+                .collect::<Result<_, _>>()?;
             let origin = Origin::system();
             for (at, key) in &due {
                 remove_deadline(ctx, *at, key)?;

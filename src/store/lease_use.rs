@@ -2,13 +2,12 @@
 //! entries of an env_bundle), counts the access and writes its audit event, in one
 //! transaction.
 
-use redb::ReadableTable;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::leases::{LeaseRecord, apply, get, lease_draft, put};
-use super::tables::{LEASES, SECRETS, VERSIONS};
-use super::{Origin, SecretRecord, Store, StoreError, decode, encode};
+use super::leases::{LEASES, LeaseRecord, apply, get, lease_draft, put};
+use super::secrets::{SECRETS, VERSIONS};
+use super::{Origin, SecretRecord, Store, StoreError};
 use crate::access::LeaseGate;
 use crate::crypto::{self, Binding, SecretValue};
 use crate::lease::{LeaseEvent, LeaseState};
@@ -87,11 +86,9 @@ impl Store {
                 apply(ctx, &mut lease, LeaseEvent::Expire, &origin, json!({"reason": "ttl"}))?;
                 return Ok(ReadOutcome::Expired("the lease has expired".into()));
             }
-            let mut secret: SecretRecord = {
-                let t = ctx.txn.open_table(SECRETS)?;
-                let got = t.get(lease.path.as_str())?.ok_or_else(|| StoreError::NotFound(format!("no secret at {}", lease.path)))?;
-                decode(got.value())?
-            };
+            let mut secret: SecretRecord = SECRETS
+                .get(&ctx.kv(), lease.path.as_str())?
+                .ok_or_else(|| StoreError::NotFound(format!("no secret at {}", lease.path)))?;
             if secret.deleted_at.is_some() {
                 return Err(StoreError::Deleted(format!("the secret at {} is deleted", lease.path)));
             }
@@ -102,11 +99,10 @@ impl Store {
                 return Ok(ReadOutcome::AccessLimit);
             }
             let version = secret.current_version;
-            let sealed = {
-                let t = ctx.txn.open_table(VERSIONS)?;
-                let got = t.get((lease.path.as_str(), version))?.ok_or_else(|| StoreError::Corrupt(format!("{} lacks version {version}", lease.path)))?;
-                decode::<super::secrets::VersionRecord>(got.value())?.sealed
-            };
+            let sealed = VERSIONS
+                .get(&ctx.kv(), &(lease.path.as_str(), version))?
+                .ok_or_else(|| StoreError::Corrupt(format!("{} lacks version {version}", lease.path)))?
+                .sealed;
             let plain = crypto::open(&keyring, Binding { namespace: &secret.namespace, path: &secret.path, version }, &sealed)?;
             let value = match &lease.keys {
                 Some(keys) if secret.secret_type == "env_bundle" => bundle_subset(plain.expose_secret(), keys)?,
@@ -125,7 +121,7 @@ impl Store {
                 }
             }
             secret.access_count += 1;
-            ctx.txn.open_table(SECRETS)?.insert(secret.path.as_str(), encode(&secret)?.as_slice())?;
+            SECRETS.put(&mut ctx.kv(), secret.path.as_str(), &secret)?;
             lease.uses_left = lease.uses_left.saturating_sub(1);
             let read = json!({"lease_id": lease.id, "version": version, "access_count": secret.access_count, "keys": lease.keys, "uses_left": lease.uses_left});
             let event = if action == Action::Read { "secret.read" } else { "lease.used" };

@@ -3,12 +3,13 @@
 //! the pure state machines of `crate::lease`; this module loads, applies and stores them,
 //! with their audit events, in one transaction each.
 
-use redb::ReadableTable;
-use serde::Serialize;
+use std::ops::Bound;
+
 use serde_json::json;
 
-use super::tables::{AGENT_LEASES, APPROVALS, DEADLINES, LEASES, OPEN_LEASES};
-use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use super::keys::{Key, Reader, prefix_end, tuple_prefix};
+use super::kv::{Records, Table};
+use super::{Origin, Store, StoreError, WriteCtx};
 use crate::access::LeaseGate;
 use crate::audit::Draft;
 pub use crate::lease::LeaseRecord;
@@ -22,40 +23,72 @@ pub struct NewLease {
     pub lease: LeaseRecord,
 }
 
-pub(super) fn get<T: serde::de::DeserializeOwned>(
+/// Leases by id.
+pub(super) const LEASES: Records<LeaseRecord> = Records::new(Table::Leases);
+/// Approvals by id.
+pub(super) const APPROVALS: Records<ApprovalRecord> = Records::new(Table::Approvals);
+/// The deadline queue: (unix seconds, `lease:<id>`, `approval:<id>` or `grant:<id>`) → 0.
+pub(super) const DEADLINES: Records<u8> = Records::new(Table::Deadlines);
+/// (agent id, lease id) → 0: an agent's leases in creation order (ULIDs sort by time).
+const AGENT_LEASES: Records<u8> = Records::new(Table::AgentLeases);
+/// Leases not yet in a final state → agent id.
+pub(super) const OPEN_LEASES: Records<String> = Records::new(Table::OpenLeases);
+
+/// The record of `records` under `id` in the write transaction, or "no {what} {id}".
+pub(super) fn get<T: serde::Serialize + serde::de::DeserializeOwned>(
     ctx: &WriteCtx<'_>,
-    table: redb::TableDefinition<&str, &[u8]>,
+    records: Records<T>,
     id: &str,
     what: &str,
 ) -> Result<T, StoreError> {
-    let t = ctx.txn.open_table(table)?;
-    let got = t
-        .get(id)?
-        .ok_or_else(|| StoreError::NotFound(format!("no {what} {id}")))?;
-    decode(got.value())
+    records
+        .get(&ctx.kv(), id)?
+        .ok_or_else(|| StoreError::NotFound(format!("no {what} {id}")))
 }
 
-pub(super) fn put<T: Serialize>(
+/// Stores `v` under `id` in the write transaction.
+pub(super) fn put<T: serde::Serialize + serde::de::DeserializeOwned>(
     ctx: &WriteCtx<'_>,
-    table: redb::TableDefinition<&str, &[u8]>,
+    records: Records<T>,
     id: &str,
     v: &T,
 ) -> Result<(), StoreError> {
-    ctx.txn
-        .open_table(table)?
-        .insert(id, encode(v)?.as_slice())?;
-    Ok(())
+    records.put(&mut ctx.kv(), id, v)
 }
 
 pub(super) fn add_deadline(ctx: &mut WriteCtx<'_>, at: i64, key: &str) -> Result<(), StoreError> {
-    ctx.txn.open_table(DEADLINES)?.insert((at, key), 0u8)?;
+    DEADLINES.put(&mut ctx.kv(), &(at, key), &0)?;
     ctx.deadline_added();
     Ok(())
 }
 
 pub(super) fn remove_deadline(ctx: &WriteCtx<'_>, at: i64, key: &str) -> Result<(), StoreError> {
-    ctx.txn.open_table(DEADLINES)?.remove((at, key))?;
+    DEADLINES.delete(&mut ctx.kv(), &(at, key))?;
     Ok(())
+}
+
+/// Lease ids from the agent index, newest first, below `before` (exclusive).
+fn agent_lease_ids(
+    tx: &impl super::kv::ReadTxn,
+    agent: &str,
+    before: Option<&str>,
+    mut f: impl FnMut(String) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let start = tuple_prefix(agent);
+    let end = match before {
+        Some(b) => Bound::Excluded((agent, b).encode()),
+        None => match prefix_end(&start) {
+            Some(e) => Bound::Excluded(e),
+            None => Bound::Unbounded,
+        },
+    };
+    AGENT_LEASES.scan(tx, Bound::Included(start), end, true, |k, _| {
+        let mut key = Reader::new(k);
+        let (Some(_), Some(id)) = (key.string(), key.string()) else {
+            return Err(StoreError::Corrupt("an agent lease key".into()));
+        };
+        f(id)
+    })
 }
 
 pub(super) fn lease_draft(
@@ -102,7 +135,7 @@ pub(super) fn apply(
         }
         if to.is_final() {
             lease.ended_at = Some(now);
-            ctx.txn.open_table(OPEN_LEASES)?.remove(lease.id.as_str())?;
+            OPEN_LEASES.delete(&mut ctx.kv(), lease.id.as_str())?;
         }
         let event_name = match to {
             LeaseState::Active => "lease.granted",
@@ -137,8 +170,8 @@ impl Store {
             let now = ctx.now_unix();
             lease.created_at = now;
             lease.state = LeaseState::Pending;
-            ctx.txn.open_table(AGENT_LEASES)?.insert((lease.agent_id.as_str(), lease.id.as_str()), 0u8)?;
-            ctx.txn.open_table(OPEN_LEASES)?.insert(lease.id.as_str(), lease.agent_id.as_str())?;
+            AGENT_LEASES.put(&mut ctx.kv(), &(lease.agent_id.as_str(), lease.id.as_str()), &0)?;
+            OPEN_LEASES.put(&mut ctx.kv(), lease.id.as_str(), &lease.agent_id)?;
             let requested = json!({"lease_id": lease.id, "policy": lease.policy.source, "requirement": lease.policy.requirement, "ttl_seconds": lease.ttl_seconds, "uses": lease.uses, "keys": lease.keys, "reason": lease.reason, "session_id": lease.session_id, "task_id": lease.task_id});
             ctx.audit(lease_draft(&lease, "lease.requested", &origin, requested))?;
             match lease.policy.requirement {
@@ -187,8 +220,8 @@ impl Store {
 
     /// A lease by id, when the gate admits it.
     pub fn lease(&self, gate: &LeaseGate, id: &str) -> Result<Option<LeaseRecord>, StoreError> {
-        Ok(self
-            .read_one::<LeaseRecord>(LEASES, id)?
+        Ok(LEASES
+            .get(&self.kv_read()?, id)?
             .filter(|l| gate.admits(l)))
     }
 
@@ -200,36 +233,26 @@ impl Store {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<LeaseRecord>, StoreError> {
-        let txn = self.read()?;
-        let leases = txn.open_table(LEASES)?;
+        let txn = self.kv_read()?;
         let mut out = Vec::new();
         let mut keep = |l: LeaseRecord| {
             if state.is_none_or(|s| s == l.state) && gate.admits(&l) {
                 out.push(l);
             }
-            out.len() >= limit
+            out.len() < limit
         };
         // Ids are ULIDs: key order is creation order, so `before` is a keyset cursor.
-        let end = before.unwrap_or("\u{10ffff}");
         match gate.agent_id() {
-            Some(a) => {
-                let idx = txn.open_table(AGENT_LEASES)?;
-                for item in idx.range((a, "")..(a, end))?.rev() {
-                    let (k, _) = item?;
-                    if let Some(v) = leases.get(k.value().1)?
-                        && keep(decode(v.value())?)
-                    {
-                        break;
-                    }
-                }
-            }
+            Some(a) => agent_lease_ids(&txn, a, before, |id| match LEASES.get(&txn, &id)? {
+                Some(l) => Ok(keep(l)),
+                None => Ok(true),
+            })?,
             None => {
-                for item in leases.range(..end)?.rev() {
-                    let (_, v) = item?;
-                    if keep(decode(v.value())?) {
-                        break;
-                    }
-                }
+                let end = match before {
+                    Some(b) => Bound::Excluded(b.encode()),
+                    None => Bound::Unbounded,
+                };
+                LEASES.scan(&txn, Bound::Unbounded, end, true, |_, l| Ok(keep(l)))?;
             }
         }
         Ok(out)
@@ -244,23 +267,20 @@ impl Store {
         grant_id: &str,
         since: i64,
     ) -> Result<u32, StoreError> {
-        let txn = self.read()?;
-        let leases = txn.open_table(LEASES)?;
-        let idx = txn.open_table(AGENT_LEASES)?;
+        let txn = self.kv_read()?;
         let mut count = 0;
-        for item in idx.range((agent, "")..(agent, "\u{10ffff}"))?.rev() {
-            let (k, _) = item?;
-            let Some(v) = leases.get(k.value().1)? else {
-                continue;
+        agent_lease_ids(&txn, agent, None, |id| {
+            let Some(l) = LEASES.get(&txn, &id)? else {
+                return Ok(true);
             };
-            let l: LeaseRecord = decode(v.value())?;
             if l.created_at < since {
-                break;
+                return Ok(false);
             }
             if l.grant_id.as_deref() == Some(grant_id) {
                 count += 1;
             }
-        }
+            Ok(true)
+        })?;
         Ok(count)
     }
 }

@@ -29,7 +29,7 @@ pub(crate) mod writer;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::{Database, ReadableDatabase};
 use tokio::sync::{Notify, watch};
 
 use crate::notice::Notices;
@@ -212,25 +212,9 @@ impl Store {
         self.committed.clone()
     }
 
-    fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
-    }
-
     /// A read snapshot behind the table seam.
     fn kv_read(&self) -> Result<kv::RedbRead, StoreError> {
         Ok(kv::RedbRead(self.db.begin_read()?))
-    }
-
-    /// One JSON record of `table` by key, in a read transaction of its own.
-    fn read_one<T: serde::de::DeserializeOwned>(
-        &self,
-        table: redb::TableDefinition<&str, &[u8]>,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(table)?;
-        let got = t.get(key)?;
-        got.map(|v| decode(v.value())).transpose()
     }
 
     /// Runs `f` inside the next group commit; answers after the commit is durable.
@@ -244,7 +228,7 @@ impl Store {
 
     /// Is the writer alive and the database readable?
     pub fn healthy(&self) -> bool {
-        !self.writer.is_closed() && self.read().is_ok()
+        !self.writer.is_closed() && self.kv_read().is_ok()
     }
 }
 

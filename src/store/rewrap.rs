@@ -1,12 +1,13 @@
 //! Re-wrapping: after a key rotation, every version's data key not yet under the newest KEK
 //! is re-wrapped, in batches, and one audit event records how many.
 
-use redb::ReadableTable;
+use std::ops::Bound;
+
 use serde_json::json;
 
-use super::secrets::{VersionRecord, load};
-use super::tables::VERSIONS;
-use super::{Origin, Store, StoreError, decode, encode};
+use super::keys::{Key, Reader};
+use super::secrets::{VERSIONS, load};
+use super::{Origin, Store, StoreError};
 use crate::audit::Draft;
 use crate::crypto::{self, Binding};
 use crate::paths;
@@ -25,36 +26,32 @@ impl Store {
             let (done, count, last) = self
                 .write(move |ctx| {
                     let mut todo = Vec::new();
+                    let from = match &start {
+                        Some((p, v)) => Bound::Excluded((p.as_str(), *v).encode()),
+                        None => Bound::Unbounded,
+                    };
+                    let page = VERSIONS.range(
+                        &ctx.kv(),
+                        from.as_ref().map(Vec::as_slice),
+                        Bound::Unbounded,
+                        false,
+                        512,
+                    )?;
+                    let exhausted = page.len() < 512;
                     let mut last = None;
-                    let mut exhausted = true;
-                    {
-                        let table = ctx.txn.open_table(VERSIONS)?;
-                        let iter = match &start {
-                            Some((p, v)) => table.range((p.as_str(), *v)..)?,
-                            None => table.range::<(&str, u64)>(..)?,
+                    for (k, rec) in page {
+                        let mut key = Reader::new(&k);
+                        let (Some(p), Some(ver)) = (key.string(), key.u64()) else {
+                            return Err(StoreError::Corrupt("a version key".into()));
                         };
-                        let mut scanned = 0;
-                        for item in iter {
-                            let (k, v) = item?;
-                            let (p, ver) = k.value();
-                            if start.as_ref().is_some_and(|(sp, sv)| sp == p && *sv == ver) {
-                                continue;
-                            }
-                            if scanned == 512 {
-                                exhausted = false;
-                                break;
-                            }
-                            scanned += 1;
-                            last = Some((p.to_string(), ver));
-                            let rec: VersionRecord = decode(v.value())?;
-                            if rec.sealed.kek_id != ring.newest().id {
-                                todo.push((p.to_string(), rec));
-                            }
+                        last = Some((p.clone(), ver));
+                        if rec.sealed.kek_id != ring.newest().id {
+                            todo.push((p, rec));
                         }
                     }
                     let mut count = 0u64;
                     for (path, mut v) in todo {
-                        let ns = match load(ctx.txn, &path)? {
+                        let ns = match load(&ctx.kv(), &path)? {
                             Some(r) => r.namespace,
                             None => paths::namespace_of(&path).to_string(),
                         };
@@ -65,9 +62,7 @@ impl Store {
                         };
                         if let Some(new) = crypto::rewrap(&ring, binding, &v.sealed)? {
                             v.sealed = new;
-                            ctx.txn
-                                .open_table(VERSIONS)?
-                                .insert((path.as_str(), v.version), encode(&v)?.as_slice())?;
+                            VERSIONS.put(&mut ctx.kv(), &(path.as_str(), v.version), &v)?;
                             count += 1;
                         }
                     }

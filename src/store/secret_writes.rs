@@ -1,12 +1,10 @@
 //! Secret writes: versioned, encrypted create and update, rollback, soft delete and restore.
 //! Each write appends its audit event in the same transaction.
 
-use redb::ReadableTable;
 use serde_json::json;
 
-use super::secrets::{SecretRecord, VersionRecord, live, load, save};
-use super::tables::VERSIONS;
-use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use super::secrets::{SecretRecord, VERSIONS, VersionRecord, live, load, save};
+use super::{Origin, Store, StoreError, WriteCtx};
 use crate::audit::Draft;
 use crate::crypto::{self, Binding, SecretValue};
 use crate::paths;
@@ -53,10 +51,7 @@ fn write_version(
         source,
         sealed,
     };
-    ctx.txn
-        .open_table(VERSIONS)?
-        .insert((rec.path.as_str(), version), encode(&v)?.as_slice())?;
-    Ok(())
+    VERSIONS.put(&mut ctx.kv(), &(rec.path.as_str(), version), &v)
 }
 
 fn draft(
@@ -86,7 +81,7 @@ impl Store {
     ) -> Result<(SecretRecord, bool), StoreError> {
         let keyring = self.keyring();
         self.write(move |ctx| {
-            let existing = load(ctx.txn, &req.path)?;
+            let existing = load(&ctx.kv(), &req.path)?;
             if let Some(rec) = &existing
                 && rec.deleted_at.is_some()
             {
@@ -182,7 +177,7 @@ impl Store {
                 changed.push("value");
             }
             rec.updated_at = now;
-            save(ctx.txn, &rec)?;
+            save(&mut ctx.kv(), &rec)?;
             let event = if created {
                 "secret.created"
             } else {
@@ -210,7 +205,7 @@ impl Store {
     ) -> Result<SecretRecord, StoreError> {
         let keyring = self.keyring();
         self.write(move |ctx| {
-            let mut rec = live(load(ctx.txn, &path)?, &path)?;
+            let mut rec = live(load(&ctx.kv(), &path)?, &path)?;
             if let Some(expected) = if_version
                 && expected != rec.current_version
             {
@@ -219,16 +214,9 @@ impl Store {
                     current: rec.current_version,
                 });
             }
-            let old: VersionRecord = {
-                let table = ctx.txn.open_table(VERSIONS)?;
-                let got = table.get((path.as_str(), to))?;
-                match got {
-                    Some(v) => decode(v.value())?,
-                    None => {
-                        return Err(StoreError::NotFound(format!("{path} has no version {to}")));
-                    }
-                }
-            };
+            let old: VersionRecord = VERSIONS
+                .get(&ctx.kv(), &(path.as_str(), to))?
+                .ok_or_else(|| StoreError::NotFound(format!("{path} has no version {to}")))?;
             let binding = Binding {
                 namespace: &rec.namespace,
                 path: &rec.path,
@@ -250,7 +238,7 @@ impl Store {
             rec.latest_version = version;
             rec.current_version = version;
             rec.updated_at = crate::util::rfc3339(ctx.now());
-            save(ctx.txn, &rec)?;
+            save(&mut ctx.kv(), &rec)?;
             ctx.audit(draft(
                 &origin,
                 "secret.rolled_back",
@@ -269,11 +257,11 @@ impl Store {
         origin: Origin,
     ) -> Result<SecretRecord, StoreError> {
         self.write(move |ctx| {
-            let mut rec = live(load(ctx.txn, &path)?, &path)?;
+            let mut rec = live(load(&ctx.kv(), &path)?, &path)?;
             let now = crate::util::rfc3339(ctx.now());
             rec.deleted_at = Some(now.clone());
             rec.updated_at = now;
-            save(ctx.txn, &rec)?;
+            save(&mut ctx.kv(), &rec)?;
             ctx.audit(draft(
                 &origin,
                 "secret.deleted",
@@ -292,7 +280,7 @@ impl Store {
         origin: Origin,
     ) -> Result<SecretRecord, StoreError> {
         self.write(move |ctx| {
-            let mut rec = load(ctx.txn, &path)?
+            let mut rec = load(&ctx.kv(), &path)?
                 .ok_or_else(|| StoreError::NotFound(format!("no secret at {path}")))?;
             if rec.deleted_at.is_none() {
                 return Err(StoreError::Conflict(format!(
@@ -301,7 +289,7 @@ impl Store {
             }
             rec.deleted_at = None;
             rec.updated_at = crate::util::rfc3339(ctx.now());
-            save(ctx.txn, &rec)?;
+            save(&mut ctx.kv(), &rec)?;
             ctx.audit(draft(
                 &origin,
                 "secret.restored",

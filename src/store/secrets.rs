@@ -2,11 +2,13 @@
 //! versions, and the internal decrypt path). Writes are in `secret_writes`; re-wrapping the
 //! data keys under a new KEK in `rewrap`.
 
-use redb::{ReadableTable, WriteTransaction};
+use std::ops::Bound;
+
 use serde::{Deserialize, Serialize};
 
-use super::tables::{SECRETS, VERSIONS};
-use super::{Store, StoreError, decode, encode};
+use super::keys::{Key, Reader, tuple_prefix};
+use super::kv::{ReadTxn, Records, Table, WriteTxn};
+use super::{Store, StoreError};
 use crate::crypto::{self, Binding, Sealed, SecretValue};
 
 /// A secret's stored description (never its value).
@@ -72,16 +74,17 @@ pub struct VersionInfo {
     pub current: bool,
 }
 
-pub(super) fn load(txn: &WriteTransaction, path: &str) -> Result<Option<SecretRecord>, StoreError> {
-    let table = txn.open_table(SECRETS)?;
-    let got = table.get(path)?;
-    got.map(|v| decode(v.value())).transpose()
+/// Secret records by full path.
+pub(super) const SECRETS: Records<SecretRecord> = Records::new(Table::Secrets);
+/// Sealed versions by (full path, version).
+pub(super) const VERSIONS: Records<VersionRecord> = Records::new(Table::Versions);
+
+pub(super) fn load(tx: &impl ReadTxn, path: &str) -> Result<Option<SecretRecord>, StoreError> {
+    SECRETS.get(tx, path)
 }
 
-pub(super) fn save(txn: &WriteTransaction, rec: &SecretRecord) -> Result<(), StoreError> {
-    txn.open_table(SECRETS)?
-        .insert(rec.path.as_str(), encode(rec)?.as_slice())?;
-    Ok(())
+pub(super) fn save(tx: &mut impl WriteTxn, rec: &SecretRecord) -> Result<(), StoreError> {
+    SECRETS.put(tx, rec.path.as_str(), rec)
 }
 
 pub(super) fn live(rec: Option<SecretRecord>, path: &str) -> Result<SecretRecord, StoreError> {
@@ -97,7 +100,7 @@ pub(super) fn live(rec: Option<SecretRecord>, path: &str) -> Result<SecretRecord
 impl Store {
     /// A secret's record, deleted or not.
     pub fn get_secret(&self, path: &str) -> Result<Option<SecretRecord>, StoreError> {
-        self.read_one(SECRETS, path)
+        SECRETS.get(&self.kv_read()?, path)
     }
 
     /// Secrets whose path starts with `prefix`, in path order, after `after`, at most `limit`.
@@ -109,30 +112,24 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&SecretRecord) -> bool,
     ) -> Result<Vec<SecretRecord>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(SECRETS)?;
+        let txn = self.kv_read()?;
         let mut out = Vec::new();
-        let start = match after {
-            Some(a) if a >= prefix => a,
-            _ => prefix,
+        // A path's key is its UTF-8 (paths hold no NUL) and a terminator: the paths that start
+        // with `prefix` are the keys that start with its bytes.
+        let from = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.encode()),
+            _ => Bound::Included(prefix.as_bytes().to_vec()),
         };
-        for item in table.range(start..)? {
-            let (k, v) = item?;
-            let key = k.value();
-            if !key.starts_with(prefix) {
-                break;
+        SECRETS.scan(&txn, from, Bound::Unbounded, false, |k, rec| {
+            let path = Reader::new(k).string().unwrap_or_default();
+            if !path.starts_with(prefix) {
+                return Ok(false);
             }
-            if Some(key) == after {
-                continue;
-            }
-            let rec: SecretRecord = decode(v.value())?;
             if (include_deleted || rec.deleted_at.is_none()) && keep(&rec) {
                 out.push(rec);
-                if out.len() >= limit {
-                    break;
-                }
             }
-        }
+            Ok(out.len() < limit)
+        })?;
         Ok(out)
     }
 
@@ -141,12 +138,9 @@ impl Store {
         let rec = self
             .get_secret(path)?
             .ok_or_else(|| StoreError::NotFound(format!("no secret at {path}")))?;
-        let txn = self.read()?;
-        let table = txn.open_table(VERSIONS)?;
+        let txn = self.kv_read()?;
         let mut out = Vec::new();
-        for item in table.range((path, 0u64)..=(path, u64::MAX))? {
-            let (_, v) = item?;
-            let v: VersionRecord = decode(v.value())?;
+        for (_, v) in VERSIONS.prefixed(&txn, &tuple_prefix(path), false, usize::MAX)? {
             out.push(VersionInfo {
                 version: v.version,
                 created_at: v.created_at,
@@ -164,12 +158,9 @@ impl Store {
     pub fn read_value(&self, path: &str, version: Option<u64>) -> Result<SecretValue, StoreError> {
         let rec = live(self.get_secret(path)?, path)?;
         let version = version.unwrap_or(rec.current_version);
-        let txn = self.read()?;
-        let table = txn.open_table(VERSIONS)?;
-        let got = table
-            .get((path, version))?
+        let v = VERSIONS
+            .get(&self.kv_read()?, &(path, version))?
             .ok_or_else(|| StoreError::NotFound(format!("{path} has no version {version}")))?;
-        let v: VersionRecord = decode(got.value())?;
         let binding = Binding {
             namespace: &rec.namespace,
             path: &rec.path,

@@ -5,8 +5,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::ops::Bound;
+
+use super::keys::{prefix_end, tuple_prefix};
 use super::kv::{Records, Table};
-use super::tables::{WEBHOOK_CURSORS, WEBHOOK_DELIVERIES};
+use super::webhook_delivery::{WEBHOOK_CURSORS, WEBHOOK_DELIVERIES};
 use super::{Origin, Store, StoreError, WriteCtx};
 use crate::audit::Draft;
 use crate::crypto::{self, Binding, Sealed};
@@ -142,9 +145,7 @@ impl Store {
             // The creation event itself is the first one the subscription may see, unless the
             // caller asked for an earlier start.
             let start = from_seq.map_or(seq, |f| f.clamp(1, seq));
-            ctx.txn
-                .open_table(WEBHOOK_CURSORS)?
-                .insert(w.id.as_str(), start - 1)?;
+            WEBHOOK_CURSORS.put(&mut ctx.kv(), w.id.as_str(), &(start - 1))?;
             Ok(w)
         })
         .await
@@ -178,10 +179,14 @@ impl Store {
         self.write(move |ctx| {
             let w = load(ctx, &id)?;
             WEBHOOKS.delete(&mut ctx.kv(), id.as_str())?;
-            ctx.txn.open_table(WEBHOOK_CURSORS)?.remove(id.as_str())?;
-            ctx.txn
-                .open_table(WEBHOOK_DELIVERIES)?
-                .retain_in((id.as_str(), 0u64)..=(id.as_str(), u64::MAX), |_, _| false)?;
+            WEBHOOK_CURSORS.delete(&mut ctx.kv(), id.as_str())?;
+            let start = tuple_prefix(id.as_str());
+            let end = prefix_end(&start);
+            WEBHOOK_DELIVERIES.delete_range(
+                &mut ctx.kv(),
+                Bound::Included(start.as_slice()),
+                end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+            )?;
             audit(ctx, &origin, "webhook.deleted", &w, json!({}))?;
             Ok(())
         })

@@ -3,80 +3,98 @@
 use redb::{Database, TableDefinition};
 
 use super::StoreError;
+use super::keys::Key;
+use super::kv::{Table, convert_str_table, convert_table, json_value};
+
+// The typed layout of earlier releases: each table is converted once, at open, onto the table
+// seam (`kv::Table`), in the same transaction that creates the seam's tables.
 
 /// Secret records by full path.
-pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+const SECRETS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// Secret versions by (full path, version).
-pub const VERSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("secret_versions");
+const VERSIONS_V1: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("secret_versions");
 /// The audit log by seq.
-pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+const AUDIT_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Agents by id.
-pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
-/// Agent names → ids (names are unique).
-pub const AGENT_NAMES: TableDefinition<&str, &str> = TableDefinition::new("agent_names");
-/// Admin tokens and agent keys by SHA-256 (hex) of the credential (typed layout; converted to
-/// `kv::Table::Credentials`).
-pub const CREDENTIALS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
-/// Scoped tokens by id (for revocation and listing).
-pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
-/// Revoked sessions and tasks: `session:<agent|*>:<id>` → revocation time (unix ns).
-pub const REVOKED: TableDefinition<&str, u128> = TableDefinition::new("revoked_bindings");
-
-/// Grants by id (typed layout of earlier releases; converted at open to `kv::Table::Grants`).
-pub const GRANTS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
-/// Approval-matrix overrides by pattern (typed layout; converted to `kv::Table::Policies`).
-pub const POLICIES_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_policies");
+pub(super) const AGENTS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
+/// Agent names → ids.
+const AGENT_NAMES_V1: TableDefinition<&str, &str> = TableDefinition::new("agent_names");
+/// Credentials by SHA-256 (hex) of the secret.
+pub(super) const CREDENTIALS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
+/// Scoped tokens by id.
+const TOKENS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+/// Revoked sessions and tasks → revocation time (unix ns).
+const REVOKED_V1: TableDefinition<&str, u128> = TableDefinition::new("revoked_bindings");
+/// Grants by id.
+pub(super) const GRANTS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
+/// Approval-matrix overrides by pattern.
+const POLICIES_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_policies");
 /// Leases by id.
-pub const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
-/// (agent id, lease id) → 0: an agent's leases in creation order (ULIDs sort by time).
-pub const AGENT_LEASES: TableDefinition<(&str, &str), u8> = TableDefinition::new("agent_leases");
-/// Leases not yet in a final state → agent id.
-pub const OPEN_LEASES: TableDefinition<&str, &str> = TableDefinition::new("open_leases");
+pub(super) const LEASES_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+/// (agent id, lease id) → 0.
+const AGENT_LEASES_V1: TableDefinition<(&str, &str), u8> = TableDefinition::new("agent_leases");
+/// Open leases → agent id.
+const OPEN_LEASES_V1: TableDefinition<&str, &str> = TableDefinition::new("open_leases");
 /// Approvals by id.
-pub const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals");
-/// The deadline queue: (unix seconds, `lease:<id>` or `approval:<id>`) → 0.
-pub const DEADLINES: TableDefinition<(i64, &str), u8> = TableDefinition::new("deadlines");
-
-/// Webhook subscriptions by id (typed layout; converted to `kv::Table::Webhooks`).
-pub const WEBHOOKS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
-/// Each subscription's cursor: the last audit seq delivered or skipped.
-pub const WEBHOOK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("webhook_cursors");
+const APPROVALS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals");
+/// The deadline queue: (unix seconds, key) → 0.
+pub(super) const DEADLINES_V1: TableDefinition<(i64, &str), u8> = TableDefinition::new("deadlines");
+/// Webhook subscriptions by id.
+const WEBHOOKS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// Each subscription's cursor.
+const WEBHOOK_CURSORS_V1: TableDefinition<&str, u64> = TableDefinition::new("webhook_cursors");
 /// Delivery attempts by (subscription id, counter).
-pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
+const WEBHOOK_DELIVERIES_V1: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("webhook_deliveries");
+/// Approval cards by approval id.
+const CARDS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_cards");
+/// Scheduled job records by name.
+pub(super) const JOB_RUNS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
+/// Signed checkpoints.
+const CHECKPOINTS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// Proxy services created through the API, by name.
+const SERVICES_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 
-/// Chat messages showing an approval's card: approval id → JSON list of (target, chat,
-/// message) (typed layout; converted to `kv::Table::Cards`).
-pub const CARDS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("approval_cards");
-
-/// Scheduled job records by name (typed layout; converted to `kv::Table::JobRuns`).
-pub const JOB_RUNS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
-/// Signed checkpoints (`audit` → the last event dropped by retention) (typed layout; converted
-/// to `kv::Table::Checkpoints`).
-pub const CHECKPOINTS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
-
-/// Proxy services created through the API, by name: the typed layout of earlier releases,
-/// converted at open onto the table seam (`kv::Table::Services`).
-pub const SERVICES_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
-
-/// Creates every table so that read transactions never meet a missing one.
+/// Creates every table of the seam, converting a file of the typed layout first, so that
+/// read transactions never meet a missing table.
 pub fn ensure(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
-    txn.open_table(SECRETS)?;
-    txn.open_table(VERSIONS)?;
-    txn.open_table(AUDIT)?;
-    txn.open_table(AGENTS)?;
-    txn.open_table(AGENT_NAMES)?;
-    txn.open_table(TOKENS)?;
-    txn.open_table(REVOKED)?;
-    txn.open_table(LEASES)?;
-    txn.open_table(AGENT_LEASES)?;
-    txn.open_table(OPEN_LEASES)?;
-    txn.open_table(APPROVALS)?;
-    txn.open_table(DEADLINES)?;
-    // Tables on the seam: created, and converted from their typed layout once.
-    use super::kv::{Table, convert_str_table};
+    convert_table(&txn, VERSIONS_V1, Table::Versions, |(p, v), val| {
+        Ok(((p, v).encode(), val.to_vec()))
+    })?;
+    convert_table(&txn, AUDIT_V1, Table::Audit, |seq, val| {
+        Ok((seq.encode(), val.to_vec()))
+    })?;
+    convert_table(&txn, AGENT_NAMES_V1, Table::AgentNames, |k, v| {
+        Ok((k.encode(), json_value(v)?))
+    })?;
+    convert_table(&txn, REVOKED_V1, Table::Revoked, |k, v| {
+        Ok((k.encode(), json_value(v)?))
+    })?;
+    convert_table(&txn, AGENT_LEASES_V1, Table::AgentLeases, |(a, l), v| {
+        Ok(((a, l).encode(), json_value(v)?))
+    })?;
+    convert_table(&txn, OPEN_LEASES_V1, Table::OpenLeases, |k, v| {
+        Ok((k.encode(), json_value(v)?))
+    })?;
+    convert_table(&txn, DEADLINES_V1, Table::Deadlines, |(at, key), v| {
+        Ok(((at, key).encode(), json_value(v)?))
+    })?;
+    convert_table(&txn, WEBHOOK_CURSORS_V1, Table::WebhookCursors, |k, v| {
+        Ok((k.encode(), json_value(v)?))
+    })?;
+    convert_table(
+        &txn,
+        WEBHOOK_DELIVERIES_V1,
+        Table::WebhookDeliveries,
+        |(id, n), val| Ok(((id, n).encode(), val.to_vec())),
+    )?;
     for (old, table) in [
+        (SECRETS_V1, Table::Secrets),
+        (AGENTS_V1, Table::Agents),
+        (TOKENS_V1, Table::Tokens),
+        (LEASES_V1, Table::Leases),
+        (APPROVALS_V1, Table::Approvals),
         (SERVICES_V1, Table::Services),
         (GRANTS_V1, Table::Grants),
         (POLICIES_V1, Table::Policies),
@@ -87,10 +105,10 @@ pub fn ensure(db: &Database) -> Result<(), StoreError> {
         (CREDENTIALS_V1, Table::Credentials),
     ] {
         convert_str_table(&txn, old, table)?;
+    }
+    for table in Table::ALL {
         txn.open_table(table.redb())?;
     }
-    txn.open_table(WEBHOOK_CURSORS)?;
-    txn.open_table(WEBHOOK_DELIVERIES)?;
     txn.commit()?;
     Ok(())
 }

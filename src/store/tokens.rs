@@ -2,14 +2,13 @@
 //! parent chain, agent, session and task), and revocation by token, agent, session or task,
 //! which also revokes the leases that go with them.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::agents::{AgentRecord, load_agent, save_agent};
 use super::audit_append::audit;
-use super::tables::{REVOKED, TOKENS};
-use super::{Origin, Store, StoreError, WriteCtx, decode, encode};
+use super::kv::{Records, Table};
+use super::{Origin, Store, StoreError, WriteCtx};
 use crate::access::TokenReach;
 
 /// A scoped token as recorded when minted.
@@ -63,6 +62,11 @@ pub(super) enum Selection {
     Task(Option<String>, String),
 }
 
+/// Scoped tokens by id.
+const TOKENS: Records<TokenRecord> = Records::new(Table::Tokens);
+/// Revoked sessions and tasks: `session:<agent|*>:<id>` → revocation time (unix ns).
+const REVOKED: Records<u128> = Records::new(Table::Revoked);
+
 /// How far a parent chain is followed (tokens live minutes; chains are short).
 const MAX_DEPTH: usize = 16;
 
@@ -82,9 +86,7 @@ impl Store {
         origin: Origin,
     ) -> Result<TokenRecord, StoreError> {
         self.write(move |ctx| {
-            ctx.txn
-                .open_table(TOKENS)?
-                .insert(rec.id.as_str(), encode(&rec)?.as_slice())?;
+            TOKENS.put(&mut ctx.kv(), rec.id.as_str(), &rec)?;
             let details = json!({
                 "agent_id": rec.agent_id, "parent": rec.parent, "scopes": rec.scopes,
                 "session_id": rec.session_id, "task_id": rec.task_id, "expires_at": rec.expires_at,
@@ -105,7 +107,7 @@ impl Store {
 
     /// A token record by id.
     pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.read_one(TOKENS, id)
+        TOKENS.get(&self.kv_read()?, id)
     }
 
     /// The ids of the tokens a live token was minted from (parent first), or None when it
@@ -119,9 +121,7 @@ impl Store {
         if rec.issued_ns <= agent.tokens_not_before {
             return Ok(None);
         }
-        let txn = self.read()?;
-        let tokens = txn.open_table(TOKENS)?;
-        let revoked = txn.open_table(REVOKED)?;
+        let txn = self.kv_read()?;
         let mut ancestors = Vec::new();
         let mut current = Some(rec.clone());
         while let Some(t) = current {
@@ -131,8 +131,8 @@ impl Store {
             for (kind, value) in [("session", &t.session_id), ("task", &t.task_id)] {
                 if let Some(v) = value {
                     for scope in [t.agent_id.as_str(), "*"] {
-                        if revoked
-                            .get(format!("{kind}:{scope}:{v}").as_str())?
+                        if REVOKED
+                            .get(&txn, format!("{kind}:{scope}:{v}").as_str())?
                             .is_some()
                         {
                             return Ok(None);
@@ -143,10 +143,7 @@ impl Store {
             current = match &t.parent {
                 Some(p) if ancestors.len() < MAX_DEPTH => {
                     ancestors.push(p.clone());
-                    tokens
-                        .get(p.as_str())?
-                        .map(|v| decode(v.value()))
-                        .transpose()?
+                    TOKENS.get(&txn, p.as_str())?
                 }
                 _ => None,
             };
@@ -201,21 +198,17 @@ fn token_with_ancestors(
     ctx: &WriteCtx<'_>,
     id: &str,
 ) -> Result<(TokenRecord, Vec<String>), StoreError> {
-    let table = ctx.txn.open_table(TOKENS)?;
-    let token: TokenRecord = match table.get(id)? {
-        Some(v) => decode(v.value())?,
-        None => return Err(StoreError::NotFound(format!("no token {id}"))),
-    };
+    let tx = ctx.kv();
+    let token = TOKENS
+        .get(&tx, id)?
+        .ok_or_else(|| StoreError::NotFound(format!("no token {id}")))?;
     let mut ancestors = Vec::new();
     let mut parent = token.parent.clone();
     while let Some(p) = parent.take() {
         if ancestors.len() >= MAX_DEPTH {
             break;
         }
-        parent = match table.get(p.as_str())? {
-            Some(v) => decode::<TokenRecord>(v.value())?.parent,
-            None => None,
-        };
+        parent = TOKENS.get(&tx, p.as_str())?.and_then(|t| t.parent);
         ancestors.push(p);
     }
     Ok((token, ancestors))
@@ -259,9 +252,7 @@ pub(super) fn revoke_in(
                 "task"
             };
             let scope = agent.clone().unwrap_or_else(|| "*".into());
-            ctx.txn
-                .open_table(REVOKED)?
-                .insert(format!("{kind}:{scope}:{s}").as_str(), now_ns)?;
+            REVOKED.put(&mut ctx.kv(), format!("{kind}:{scope}:{s}").as_str(), &now_ns)?;
             let (a, s2, is_session) = (agent.clone(), s.clone(), kind == "session");
             (
                 format!("{kind}:{s}"),
@@ -278,29 +269,16 @@ pub(super) fn revoke_in(
             )
         }
     };
-    let mut marked = Vec::new();
-    {
-        let table = ctx.txn.open_table(TOKENS)?;
-        for item in table.iter()? {
-            let (_, v) = item?;
-            let t: TokenRecord = decode(v.value())?;
-            if t.revoked_at.is_none() && agent_filter(&t) {
-                marked.push(t);
-            }
-        }
-    }
+    let all = TOKENS.all(&ctx.kv())?;
+    let marked: Vec<TokenRecord> = all
+        .iter()
+        .filter(|t| t.revoked_at.is_none() && agent_filter(t))
+        .cloned()
+        .collect();
     let count = marked.len() as u64;
     // Leases go with their tokens (and the tokens minted from them), agent, session or task.
     let mut gone: std::collections::HashSet<String> = marked.iter().map(|t| t.id.clone()).collect();
     if !gone.is_empty() {
-        let all: Vec<TokenRecord> = {
-            let table = ctx.txn.open_table(TOKENS)?;
-            let mut v = Vec::new();
-            for item in table.iter()? {
-                v.push(decode::<TokenRecord>(item?.1.value())?);
-            }
-            v
-        };
         loop {
             let before = gone.len();
             for t in &all {
@@ -329,12 +307,11 @@ pub(super) fn revoke_in(
             }
     };
     let leases = super::lease_end::revoke_open_leases(ctx, origin, "token revoked", lease_filter)?;
-    let mut table = ctx.txn.open_table(TOKENS)?;
+    let mut tx = ctx.kv();
     for mut t in marked {
         t.revoked_at = Some(now.clone());
-        table.insert(t.id.as_str(), encode(&t)?.as_slice())?;
+        TOKENS.put(&mut tx, t.id.as_str(), &t)?;
     }
-    drop(table);
     let mut details = details;
     details["revoked"] = json!(count);
     details["leases_revoked"] = json!(leases);

@@ -2,13 +2,16 @@
 //! and by delivery progress), the delivery log, stopping a subscription that cannot be
 //! delivered to, and the audit events to deliver next.
 
-use redb::ReadableTable;
+use std::ops::Bound;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::audit_log::AUDIT;
+use super::keys::{Key, Reader, tuple_prefix};
+use super::kv::{Records, Table};
 use super::subscriptions::{WebhookRecord, WebhookStatus, audit, load, save};
-use super::tables::{AUDIT, WEBHOOK_CURSORS, WEBHOOK_DELIVERIES};
-use super::{Origin, Store, StoreError, decode, encode};
+use super::{Origin, Store, StoreError};
 use crate::audit::Event;
 
 /// One delivery attempt, as logged.
@@ -30,6 +33,12 @@ pub struct DeliveryRecord {
     pub try_number: u32,
 }
 
+/// Each subscription's cursor: the last audit seq delivered or skipped.
+pub(super) const WEBHOOK_CURSORS: Records<u64> = Records::new(Table::WebhookCursors);
+/// Delivery attempts by (subscription id, counter).
+pub(super) const WEBHOOK_DELIVERIES: Records<DeliveryRecord> =
+    Records::new(Table::WebhookDeliveries);
+
 impl Store {
     /// Moves the cursor so delivery restarts after `after` (replay).
     pub async fn set_webhook_cursor(
@@ -40,9 +49,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             let w = load(ctx, &id)?;
-            ctx.txn
-                .open_table(WEBHOOK_CURSORS)?
-                .insert(id.as_str(), after)?;
+            WEBHOOK_CURSORS.put(&mut ctx.kv(), id.as_str(), &after)?;
             audit(
                 ctx,
                 &origin,
@@ -69,24 +76,30 @@ impl Store {
             {
                 return Ok(());
             }
-            ctx.txn
-                .open_table(WEBHOOK_CURSORS)?
-                .insert(id.as_str(), cursor)?;
-            let mut log = ctx.txn.open_table(WEBHOOK_DELIVERIES)?;
-            let mut next = log
-                .range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))?
-                .next_back()
-                .transpose()?
-                .map_or(0, |(k, _)| k.value().1 + 1);
+            let mut tx = ctx.kv();
+            WEBHOOK_CURSORS.put(&mut tx, id.as_str(), &cursor)?;
+            let mut next = WEBHOOK_DELIVERIES
+                .prefixed(&tx, &tuple_prefix(id.as_str()), true, 1)?
+                .first()
+                .and_then(|(k, _)| {
+                    let mut key = Reader::new(k);
+                    key.string()?;
+                    key.u64()
+                })
+                .map_or(0, |n| n + 1);
             for r in records {
-                log.insert((id.as_str(), next), encode(&r)?.as_slice())?;
+                WEBHOOK_DELIVERIES.put(&mut tx, &(id.as_str(), next), &r)?;
                 next += 1;
             }
             // Keep the newest 1,000 attempts.
             if next > 1000 {
-                log.retain_in((id.as_str(), 0u64)..(id.as_str(), next - 1000), |_, _| {
-                    false
-                })?;
+                let start = tuple_prefix(id.as_str());
+                let end = (id.as_str(), next - 1000).encode();
+                WEBHOOK_DELIVERIES.delete_range(
+                    &mut tx,
+                    Bound::Included(start.as_slice()),
+                    Bound::Excluded(end.as_slice()),
+                )?;
             }
             Ok(())
         })
@@ -118,9 +131,7 @@ impl Store {
 
     /// A subscription's cursor (the last seq delivered or skipped).
     pub fn webhook_cursor(&self, id: &str) -> Result<u64, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(WEBHOOK_CURSORS)?;
-        Ok(t.get(id)?.map_or(0, |v| v.value()))
+        Ok(WEBHOOK_CURSORS.get(&self.kv_read()?, id)?.unwrap_or(0))
     }
 
     /// The newest delivery attempts, newest first.
@@ -129,13 +140,11 @@ impl Store {
         id: &str,
         limit: usize,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(WEBHOOK_DELIVERIES)?;
-        let mut out = Vec::new();
-        for item in t.range((id, 0u64)..=(id, u64::MAX))?.rev().take(limit) {
-            out.push(decode(item?.1.value())?);
-        }
-        Ok(out)
+        Ok(WEBHOOK_DELIVERIES
+            .prefixed(&self.kv_read()?, &tuple_prefix(id), true, limit)?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
     }
 
     /// Audit events after `after` (at most `scan` examined) that `keep` selects; also returns
@@ -147,14 +156,18 @@ impl Store {
         limit: usize,
         keep: impl Fn(&Event) -> bool,
     ) -> Result<(Vec<Event>, u64), StoreError> {
-        let txn = self.read()?;
-        let t = txn.open_table(AUDIT)?;
         let mut out = Vec::new();
         let mut last = after;
-        for item in t.range(after.saturating_add(1)..)?.take(scan) {
-            let (k, v) = item?;
-            let e: Event = decode(v.value())?;
-            last = k.value();
+        let from = after.saturating_add(1).encode();
+        let page = AUDIT.range(
+            &self.kv_read()?,
+            Bound::Included(from.as_slice()),
+            Bound::Unbounded,
+            false,
+            scan,
+        )?;
+        for (_, e) in page {
+            last = e.seq;
             if keep(&e) {
                 out.push(e);
                 if out.len() >= limit {

@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, WriteTransaction};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::tables::AUDIT;
-use super::{StoreError, decode, encode};
+use super::audit_log::{AUDIT, last_event};
+use super::StoreError;
 use crate::audit::{Draft, Event, GENESIS};
 use crate::notice::{Notice, Notices};
 
@@ -46,8 +46,7 @@ impl WriteCtx<'_> {
             self.last_hash.clone(),
             crate::util::rfc3339(self.now),
         );
-        let bytes = encode(&event)?;
-        self.txn.open_table(AUDIT)?.insert(seq, bytes.as_slice())?;
+        AUDIT.put(&mut self.kv(), &seq, &event)?;
         self.next_seq += 1;
         self.last_hash = event.hash;
         Ok(seq)
@@ -187,13 +186,8 @@ pub fn spawn(
 }
 
 fn audit_head(db: &Database) -> Result<(u64, String), StoreError> {
-    let txn = db.begin_read()?;
-    let table = txn.open_table(AUDIT)?;
-    match table.last()? {
-        Some((_, v)) => {
-            let e: Event = decode(v.value())?;
-            Ok((e.seq + 1, e.hash))
-        }
+    match last_event(&super::kv::RedbRead(db.begin_read()?))? {
+        Some(e) => Ok((e.seq + 1, e.hash)),
         None => Ok((1, GENESIS.to_string())),
     }
 }

@@ -1,12 +1,12 @@
 //! The audit log: queries and filters, chain verification, tamper detection.
 
-use redb::{ReadableTable, TableDefinition};
+use latchkey::store::keys::Key;
+use latchkey::store::kv::{ReadTxn, RedbWrite, Table, WriteTxn};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::Daemon;
 
-const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 #[tokio::test]
 async fn query_filters_and_pages() {
@@ -72,11 +72,11 @@ async fn verify_detects_a_tampered_event() {
         let db = redb::Database::open(dir.path().join("latchkey.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let mut t = txn.open_table(AUDIT).unwrap();
-            let raw = t.get(3).unwrap().unwrap().value().to_vec();
+            let mut t = RedbWrite(&txn);
+            let raw = t.get(Table::Audit, &3u64.encode()).unwrap().unwrap();
             let mut e: Value = serde_json::from_slice(&raw).unwrap();
             e["resource_path"] = json!("t/innocent");
-            t.insert(3, serde_json::to_vec(&e).unwrap().as_slice())
+            t.put(Table::Audit, &3u64.encode(), &serde_json::to_vec(&e).unwrap())
                 .unwrap();
         }
         txn.commit().unwrap();
@@ -92,7 +92,7 @@ async fn verify_detects_a_tampered_event() {
         // Deleting an event is a gap.
         let db = redb::Database::open(dir.path().join("latchkey.redb")).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(AUDIT).unwrap().remove(2).unwrap();
+        assert!(RedbWrite(&txn).delete(Table::Audit, &2u64.encode()).unwrap());
         txn.commit().unwrap();
     }
     let d = Daemon::start_in(dir, admin).await;

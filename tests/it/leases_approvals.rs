@@ -132,10 +132,23 @@ async fn quorum_votes_duplicates_refusals_and_decisions() {
     let (_, l) = w.lease(&key, json!({"path": "/quorum/key"})).await;
     let approval = l["approval"]["id"].as_str().unwrap().to_string();
     w.vote(&w.alice, &approval, "approve").await;
-    let (_, b) = w.vote(&w.bob, &approval, "deny").await;
+    let (_, b) =
+        w.d.call(
+            Method::POST,
+            &format!("/v1/approvals/{approval}/votes"),
+            Some(&w.bob.clone()),
+            Some(json!({"decision": "deny", "reason": "not on a Friday"})),
+        )
+        .await;
     assert_eq!(b["lease"]["state"], "denied");
     let (s, b) = w.use_lease(&key, l["id"].as_str().unwrap()).await;
     assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "lease_not_active"));
+    // The agent reads who denied and why on its own lease.
+    let lease_path = format!("/v1/leases/{}", l["id"].as_str().unwrap());
+    let (_, mine) = w.d.call(Method::GET, &lease_path, Some(&key), None).await;
+    assert_eq!(mine["approval"]["state"], "denied", "{mine}");
+    assert_eq!(mine["approval"]["decided_by"], "bob");
+    assert_eq!(mine["approval"]["reason"], "not on a Friday");
 
     // Listing: bob sees pending approvals for his paths only.
     w.lease(&key, json!({"path": "/quorum/key"})).await;

@@ -1,14 +1,14 @@
 //! Persistence and encryption at rest: restart, wrong master key, AAD binding, key rotation
 //! and re-wrap, no plaintext in the redb file.
 
-use redb::{ReadableTable, TableDefinition};
+use latchkey::store::keys::Key;
+use latchkey::store::kv::{ReadTxn, RedbWrite, Table, WriteTxn};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::common::{Daemon, config};
 
-const VERSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("secret_versions");
 
 fn read_value(dir: &std::path::Path, path: &str, version: Option<u64>) -> Result<String, String> {
     let (store, writer, _) = latchkey::open_store(&config(dir)).map_err(|e| e.to_string())?;
@@ -89,10 +89,14 @@ async fn ciphertext_moved_to_another_record_fails_to_decrypt() {
         let db = redb::Database::open(dir.path().join("latchkey.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let mut t = txn.open_table(VERSIONS).unwrap();
-            let a = t.get(("app/a", 1)).unwrap().unwrap().value().to_vec();
+            let mut t = RedbWrite(&txn);
+            let a = t
+                .get(Table::Versions, &("app/a", 1u64).encode())
+                .unwrap()
+                .unwrap();
             // Copy a's version record (ciphertext and wrapped key) onto b's.
-            t.insert(("app/b", 1), a.as_slice()).unwrap();
+            t.put(Table::Versions, &("app/b", 1u64).encode(), &a)
+                .unwrap();
         }
         txn.commit().unwrap();
     }
