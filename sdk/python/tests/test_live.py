@@ -211,7 +211,7 @@ def test_request_token_scoped_and_limited(daemon: Daemon, agent: Latchkey) -> No
     with agent.with_token(tok) as sub:
         assert_masked(sub, tok.value)
         who = sub.whoami()
-        assert who.get("kind") in ("scoped_token", "token", "scoped") or "scopes" in who
+        assert who["kind"] == "token" and who["scopes"] == ["secrets:read:staging/**"]
         assert sub.get_secret("staging/db/password").value == "pg-pass-123"
         # outside its scope
         with pytest.raises(ApiError) as e:
