@@ -79,15 +79,26 @@ def _reader(stream: Any, q: queue.Queue[str | None]) -> None:
     q.put(None)
 
 
-@pytest.fixture(scope="session")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    workdir = tmp_path_factory.mktemp("latchkey")
-    (workdir / "config.toml").write_text(CONFIG)
+@dataclass
+class Process:
+    """A running `latchkey serve --dev` and what it printed."""
+
+    proc: subprocess.Popen[bytes]
+    addr: str
+    admin_token: str
+    log: Any
+
+
+def start_daemon(workdir: Path, listen: str = "127.0.0.1:0") -> Process:
+    """`serve --dev --config config.toml` in ``workdir`` (LATCHKEY_* variables removed);
+    waits (bounded) for its export lines and /readyz."""
+    if not (workdir / "config.toml").exists():
+        (workdir / "config.toml").write_text(CONFIG)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATCHKEY_")}
     env["NO_COLOR"] = "1"
-    log = open(workdir / "daemon.log", "wb")
+    log = open(workdir / "daemon.log", "ab")
     proc = subprocess.Popen(
-        [latchkey_bin(), "serve", "--dev", "--listen", "127.0.0.1:0", "--config", "config.toml"],
+        [latchkey_bin(), "serve", "--dev", "--listen", listen, "--config", "config.toml"],
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -98,44 +109,57 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
     addr = token = ""
     deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            line = q.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        if line.startswith("export LATCHKEY_ADDR="):
+            addr = line.split("=", 1)[1]
+        elif line.startswith("export LATCHKEY_TOKEN="):
+            token = line.split("=", 1)[1]
+        elif line.startswith("# try: curl"):
+            break
+    if not (addr.startswith("http://127.0.0.1:") and token.startswith("lk_admin_")):
+        stop_daemon(proc)
+        log.close()
+        raise RuntimeError(f"the daemon did not start: {(workdir / 'daemon.log').read_text()[-2000:]}")
+    for _ in range(100):  # ready within 10 s
+        try:
+            if httpx.get(addr + "/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    return Process(proc, addr, token, log)
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, then wait (bounded); SIGKILL if it is still running."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)
+    return proc.returncode
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    workdir = tmp_path_factory.mktemp("latchkey")
+    p = start_daemon(workdir)
     try:
-        while time.monotonic() < deadline:
-            try:
-                line = q.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            if line.startswith("export LATCHKEY_ADDR="):
-                addr = line.split("=", 1)[1]
-            elif line.startswith("export LATCHKEY_TOKEN="):
-                token = line.split("=", 1)[1]
-            elif line.startswith("# try: curl"):
-                break
-        if not (addr.startswith("http://127.0.0.1:") and token.startswith("lk_admin_")):
-            raise RuntimeError(
-                f"the daemon did not start: {(workdir / 'daemon.log').read_text()[-2000:]}"
-            )
-        for _ in range(100):  # ready within 10 s
-            try:
-                if httpx.get(addr + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        with Latchkey(addr, token) as admin:
+        with Latchkey(p.addr, p.admin_token) as admin:
             approver_token = admin.admin.approver_token("alice")
             admin.admin.create_grant("shared/**", ["read", "proxy", "list"])
-        yield Daemon(addr, token, approver_token, proc, workdir)
+        yield Daemon(p.addr, p.admin_token, approver_token, p.proc, workdir)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
-        log.close()
+        stop_daemon(p.proc)
+        p.log.close()
 
 
 @pytest.fixture(scope="session")
