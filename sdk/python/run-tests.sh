@@ -24,8 +24,8 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$here[test]"
 
 cd "$here"
-echo "== mypy --strict src"
-"$venv/bin/python" -m mypy --strict src
+echo "== mypy --strict src tests"
+"$venv/bin/python" -m mypy --strict src tests
 echo "== pytest (LATCHKEY_BIN=$bin)"
 # shellcheck disable=SC2086
 LATCHKEY_BIN="$bin" "$venv/bin/python" -m pytest -p no:cacheprovider ${PYTEST_ARGS:-}

@@ -247,10 +247,13 @@ def test_env_bundle(agent: Latchkey, admin: Latchkey) -> None:
     only = agent.get_env_bundle("app/env", keys=["API_KEY"])
     assert dict(only) == {"API_KEY": "k-888"}
     s = agent.get_secret("app/env")
-    assert s.value is None and s.entries is not None
+    assert s.is_bundle and s.entries is not None
+    with pytest.raises(LatchkeyError) as e:
+        _ = s.value
+    assert "env_bundle" in str(e.value)
     assert_masked(s, "pw-777", "k-888")
+    agent.put_secret("plain/one", "v-1")
     with pytest.raises(LatchkeyError):
-        agent.put_secret("plain/one", "v-1")
         agent.get_env_bundle("plain/one")
 
 

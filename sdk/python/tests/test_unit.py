@@ -232,6 +232,15 @@ def test_wait_gives_up_after_bounded_retries() -> None:
     assert calls == core.MAX_WAIT_RETRIES + 1
 
 
+def test_poll_seconds_bounds() -> None:
+    assert core.poll_seconds(float("inf")) == 60
+    assert core.poll_seconds(125.5) == 60
+    assert core.poll_seconds(7.9) == 7
+    assert core.poll_seconds(0.4) == 0
+    assert core.poll_seconds(-1) == 0
+    assert core.poll_seconds(float("nan")) == 0
+
+
 def test_wait_does_not_retry_other_errors() -> None:
     with pytest.raises(ApiError) as e:
         client(lambda r: err(404, "not_found", "no lease L1")).wait(Lease.from_json(lease_json()), timeout=5)

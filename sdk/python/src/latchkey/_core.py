@@ -286,7 +286,9 @@ def settle(lease: Lease) -> Lease | None:
 
 def poll_seconds(remaining: float) -> int:
     """The ``wait=`` of the next long-poll: never past the caller's deadline, at most 60."""
-    return max(0, min(MAX_POLL, math.floor(remaining)))
+    if not remaining > 0:
+        return 0
+    return max(0, math.floor(min(float(MAX_POLL), remaining)))
 
 
 def retry_delay(err: Exception, attempt: int, remaining: float) -> float:

@@ -182,9 +182,17 @@ class Secret:
         return self._path
 
     @property
-    def value(self) -> str | None:
-        """The value (``None`` for an env_bundle: see ``entries``)."""
+    def value(self) -> str:
+        """The value. An env_bundle has entries instead (``.entries``): ``.value`` raises."""
+        if self._value is None:
+            from ._errors import LatchkeyError
+
+            raise LatchkeyError(f"{self._path or 'this secret'} is an env_bundle: read .entries")
         return self._value
+
+    @property
+    def is_bundle(self) -> bool:
+        return self._entries is not None
 
     @property
     def entries(self) -> Entries | None:
