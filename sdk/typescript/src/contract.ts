@@ -73,6 +73,21 @@ export const ENDPOINTS = {
     body: ["decision", "reason"],
   },
   whoami: { method: "GET", path: "/v1/whoami" },
+  status: { method: "GET", path: "/v1/status" },
+  // Admin set-up (client.admin).
+  "agents.create": { method: "POST", path: "/v1/agents", body: ["name", "trust_tier", "description"] },
+  "grants.create": {
+    method: "POST",
+    path: "/v1/grants",
+    body: ["subject", "pattern", "actions", "limits", "expires_at"],
+  },
+  "approvers.token": { method: "POST", path: "/v1/approvers/{name}/tokens" },
+  "services.create": {
+    method: "POST",
+    path: "/v1/services",
+    body: ["service", "template", "name", "secret", "base_url", "allow_private", "allowed_agents"],
+  },
+  "services.delete": { method: "DELETE", path: "/v1/services/{name}" },
 } as const satisfies Record<string, EndpointSpec>;
 
 export type EndpointName = keyof typeof ENDPOINTS;

@@ -43,12 +43,29 @@ export class ApiError extends LatchkeyError {
   }
 }
 
-/** A lease ended without being granted: an approver (or the deadline) denied it. */
-export class LeaseDenied extends LatchkeyError {
-  readonly lease: Lease;
+/** A lease ended without giving what was asked for. `lease` is the last view of it (when known). */
+export class LeaseError extends LatchkeyError {
+  readonly lease: Lease | null;
   readonly leaseId: string;
   readonly approvalId: string | null;
-  /** The approver's reason, when the daemon tells the agent (see README "API gaps"). */
+  readonly state: string | null;
+
+  constructor(message: string, lease: Lease | null, leaseId?: string) {
+    super(message);
+    this.lease = lease;
+    this.leaseId = lease?.id ?? leaseId ?? "";
+    this.approvalId = lease?.approvalId ?? null;
+    this.state = lease?.state ?? null;
+  }
+}
+
+/** An approver (or the approval's deadline) denied the lease. */
+export class LeaseDenied extends LeaseError {
+  declare readonly lease: Lease;
+  /**
+   * The approver's reason, when the daemon shows it to the caller. An agent's view of a
+   * lease does not carry it today (see README, "API gaps"); newer fields are read if present.
+   */
   readonly reason: string | null;
   /** Who decided: an approver's name, or `deadline`. */
   readonly decidedBy: string | null;
@@ -59,37 +76,32 @@ export class LeaseDenied extends LatchkeyError {
     let msg = `lease ${lease.id} on ${lease.path} was denied`;
     if (by) msg += ` by ${by}`;
     if (reason) msg += `: ${reason}`;
-    super(msg);
-    this.lease = lease;
-    this.leaseId = lease.id;
-    this.approvalId = lease.approvalId;
+    super(msg, lease);
     this.reason = reason;
     this.decidedBy = by;
   }
 }
 
 /**
- * A lease is over and can give nothing more: it expired (TTL or approval deadline), was
- * revoked, or its uses are spent (`state` says which).
+ * The lease (or its approval) ran out: expired (TTL, approval deadline, the secret's
+ * `expires_at` or `max_access_count`) or used up. `code` is the daemon's error code when the
+ * daemon refused a use (`expired`), else null.
  */
-export class LeaseExpired extends LatchkeyError {
-  readonly lease: Lease;
-  readonly leaseId: string;
-  readonly approvalId: string | null;
-  readonly state: string;
+export class LeaseExpired extends LeaseError {
+  readonly code: string | null;
 
-  constructor(lease: Lease) {
-    super(`lease ${lease.id} on ${lease.path} is ${lease.state}`);
-    this.lease = lease;
-    this.leaseId = lease.id;
-    this.approvalId = lease.approvalId;
-    this.state = lease.state;
+  constructor(message: string, lease: Lease | null, opts: { leaseId?: string; code?: string } = {}) {
+    super(message, lease, opts.leaseId);
+    this.code = opts.code ?? null;
   }
 }
 
+/** The lease was revoked (by its agent, an admin, or with its token, session or task). */
+export class LeaseRevoked extends LeaseError {}
+
 /**
  * The caller's wait bound passed while the lease was still pending. The lease stays pending
- * on the daemon (`wait(lease)` again later, or revoke it); its ids are here.
+ * on the daemon: `wait(err.leaseId)` goes on waiting (or revoke it).
  */
 export class WaitTimeout extends LatchkeyError {
   readonly lease: Lease;
@@ -109,5 +121,5 @@ export class WaitTimeout extends LatchkeyError {
   }
 }
 
-/** The daemon could not be reached, or did not answer in time (no HTTP answer at all). */
-export class TransportError extends LatchkeyError {}
+/** The daemon could not be reached (connection refused or reset, or no answer in time). */
+export class ConnectionFailed extends LatchkeyError {}

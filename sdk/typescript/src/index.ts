@@ -3,6 +3,8 @@
 export {
   Latchkey,
   Approvals,
+  Admin,
+  NewAgent,
   DEFAULT_ADDR,
   DEFAULT_WAIT_SECONDS,
   type FetchLike,
@@ -16,7 +18,16 @@ export {
   type TokenOptions,
   type CallServiceOptions,
 } from "./client.js";
-export { LatchkeyError, ApiError, LeaseDenied, LeaseExpired, WaitTimeout, TransportError } from "./errors.js";
+export {
+  LatchkeyError,
+  ConnectionFailed,
+  ApiError,
+  LeaseError,
+  LeaseDenied,
+  LeaseExpired,
+  LeaseRevoked,
+  WaitTimeout,
+} from "./errors.js";
 export { Secret, ScopedToken, MASK } from "./secret.js";
 export {
   Lease,

@@ -107,16 +107,20 @@ export class Lease {
    */
   get denialReason(): string | null {
     const a = this.raw.approval as Json | null | undefined;
-    if (!a || typeof a !== "object") return null;
-    if (typeof a.reason === "string" && a.reason) return a.reason;
-    if (typeof a.decision_reason === "string" && a.decision_reason) return a.decision_reason;
-    const votes = Array.isArray(a.votes)
-      ? a.votes
-      : Array.isArray((a.tally as Json | undefined)?.votes)
-        ? ((a.tally as Json).votes as unknown[])
-        : [];
-    for (const v of votes as Json[]) {
-      if (v && v.decision === "deny" && typeof v.reason === "string" && v.reason) return v.reason;
+    if (a && typeof a === "object") {
+      for (const k of ["decision_reason", "deny_reason", "reason"]) {
+        const v = a[k];
+        if (typeof v === "string" && v) return v;
+      }
+      const tally = a.tally as Json | undefined;
+      const votes = Array.isArray(a.votes) ? a.votes : Array.isArray(tally?.votes) ? (tally!.votes as unknown[]) : [];
+      for (const v of votes as Json[]) {
+        if (v && v.decision === "deny" && typeof v.reason === "string" && v.reason) return v.reason;
+      }
+    }
+    for (const k of ["decision_reason", "deny_reason", "denial_reason"]) {
+      const v = this.raw[k];
+      if (typeof v === "string" && v) return v;
     }
     return null;
   }

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { inspect } from "node:util";
 
-import { ApiError, Latchkey, LeaseDenied, Secret, WaitTimeout } from "../dist/index.js";
+import { Latchkey, LeaseDenied, LeaseExpired, Secret, WaitTimeout } from "../dist/index.js";
 import { eventually, startDaemon } from "./helpers.mjs";
 
 const VALUE = "sk-ts-sdk-7f3a9c2e1b";
@@ -19,8 +19,8 @@ before(async () => {
   const a = await d.createAgent("ts-leases", 2);
   agent = new Latchkey({ addr: d.addr, token: a.key });
   approver = new Latchkey({ addr: d.addr, token: await d.approverToken() });
-  await agent.put("app/standard", VALUE);
-  await agent.put("app/sensitive", SENSITIVE, { sensitivity: "sensitive" });
+  await agent.putSecret("app/standard", VALUE);
+  await agent.putSecret("app/sensitive", SENSITIVE, { sensitivity: "sensitive" });
 });
 
 after(async () => {
@@ -123,8 +123,9 @@ describe("leases", () => {
     assert.equal(second.value, VALUE);
     assert.equal(second.lease.state, "exhausted");
     const err = await agent.leaseSecret(lease).catch((e) => e);
-    assert.ok(err instanceof ApiError, String(err));
-    assert.ok([409, 410].includes(err.status), String(err));
+    assert.ok(err instanceof LeaseExpired, String(err));
+    assert.equal(err.state, "exhausted");
+    assert.equal(err.leaseId, lease.id);
   });
 
   test("withLease revokes the lease after the callback", async () => {

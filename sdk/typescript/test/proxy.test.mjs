@@ -4,8 +4,9 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
+import { inspect } from "node:util";
 
-import { ApiError, Latchkey, LeaseDenied } from "../dist/index.js";
+import { ApiError, Latchkey, LeaseDenied, LeaseExpired } from "../dist/index.js";
 import { eventually, startDaemon } from "./helpers.mjs";
 
 const CREDENTIAL = "upstream-cred-6c1e0f9b2a77";
@@ -40,28 +41,32 @@ before(async () => {
   upstreamUrl = `http://127.0.0.1:${upstream.address().port}`;
 
   d = await startDaemon();
-  await d.admin("PUT", "/v1/secrets/svc/up-token", { value: CREDENTIAL, type: "token" });
-  await d.admin("PUT", "/v1/secrets/svc/guarded", { value: CREDENTIAL, type: "token", sensitivity: "sensitive" });
+  // Set-up through the SDK's admin calls.
+  const admin = new Latchkey({ addr: d.addr, token: d.adminToken });
+  await admin.putSecret("svc/up-token", CREDENTIAL, { type: "token" });
+  await admin.putSecret("svc/guarded", CREDENTIAL, { type: "token", sensitivity: "sensitive" });
   const endpoints = {
     echo: { method: "GET", path: "/echo" },
     get_item: { method: "GET", path: "/items/{id}" },
     create: { method: "POST", path: "/items" },
   };
   const inject = { kind: "header", name: "authorization", template: "Bearer {secret}" };
-  await d.admin("POST", "/v1/services", {
+  const up = await admin.admin.addService({
     service: { name: "up", base_url: upstreamUrl, secret: "svc/up-token", allow_private: true, inject, endpoints },
   });
-  await d.admin("POST", "/v1/services", {
+  assert.equal(up.name, "up");
+  await admin.admin.addService({
     service: { name: "guarded", base_url: upstreamUrl, secret: "svc/guarded", allow_private: true, inject, endpoints },
   });
-  await d.admin("POST", "/v1/grants", {
-    subject: { kind: "namespace", value: "entities" },
-    pattern: "svc/**",
-    actions: ["proxy"],
-  });
-  const a = await d.createAgent("ts-proxy", 2);
-  agent = new Latchkey({ addr: d.addr, token: a.key });
-  approver = new Latchkey({ addr: d.addr, token: await d.approverToken() });
+  await admin.admin.addService({ template: "github", name: "gone", secret: "svc/up-token" });
+  await admin.admin.deleteService("gone");
+  const grant = await admin.admin.createGrant("svc/**", ["proxy"]);
+  assert.deepEqual(grant.actions, ["proxy"]);
+  const a = await admin.admin.createAgent("ts-proxy", { trustTier: 2, description: "proxy tests" });
+  assert.match(a.apiKey, /^lk_agent_/);
+  for (const shown of [String(a), JSON.stringify(a), inspect(a)]) assert.ok(!shown.includes(a.apiKey), shown);
+  agent = new Latchkey({ addr: d.addr, token: a.apiKey });
+  approver = new Latchkey({ addr: d.addr, token: await admin.admin.approverToken("alice") });
 });
 
 after(async () => {
@@ -77,6 +82,28 @@ describe("callService", () => {
     assert.equal(up.secret, "svc/up-token");
     assert.deepEqual(Object.keys(up.endpoints).sort(), ["create", "echo", "get_item"]);
     assert.ok(!JSON.stringify(services).includes(CREDENTIAL));
+    assert.ok(!services.some((s) => s.name === "gone"));
+  });
+
+  test("without a lease or path: a one-use lease on the service's own secret", async () => {
+    const res = await agent.callService("up", "echo", { reason: "default path", params: { x: "1" } });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.query, { x: "1" });
+    assert.ok(!JSON.stringify(res).includes(CREDENTIAL));
+  });
+
+  test("withProxyLease holds one lease for several calls and revokes it", async () => {
+    let id;
+    await agent.withProxyLease("/svc/up-token", { uses: 5, reason: "batch" }, async (lease) => {
+      id = lease.id;
+      for (const n of ["1", "2", "3"]) {
+        const r = await agent.callService("up", "get_item", { lease, params: { id: n } });
+        assert.equal(r.body.path, `/items/${n}`);
+      }
+    });
+    const after = await agent.getLease(id);
+    assert.equal(after.state, "revoked");
+    assert.equal(after.usesLeft, 2);
   });
 
   test("with a path: a one-use proxy lease is requested, used and the answer is redacted", async () => {
@@ -110,8 +137,8 @@ describe("callService", () => {
     assert.equal(r2.status, 200);
     assert.ok(!JSON.stringify([r1, r2]).includes(CREDENTIAL));
     const spent = await agent.callService("up", "echo", { lease }).catch((e) => e);
-    assert.ok(spent instanceof ApiError, String(spent));
-    assert.ok([409, 410].includes(spent.status), String(spent));
+    assert.ok(spent instanceof LeaseExpired, String(spent));
+    assert.equal(spent.state, "exhausted");
     // A read lease does not give the value of a proxy-only grant.
     const read = await agent.getSecret("/svc/up-token").catch((e) => e);
     assert.ok(read instanceof ApiError && read.status === 403, String(read));
@@ -138,7 +165,7 @@ describe("callService", () => {
   });
 
   test("argument errors are caught before any request", async () => {
-    await assert.rejects(agent.callService("up", "echo", {}), TypeError);
+    await assert.rejects(agent.callService("nope", "echo", {}), /no proxy service named nope/);
     await assert.rejects(agent.callService("up", "echo", { lease: "x", path: "/svc/up-token" }), TypeError);
     await assert.rejects(agent.callService("up", "echo", { lease: "x", params: {}, json: {} }), TypeError);
   });

@@ -23,7 +23,7 @@ after(async () => {
 
 describe("secrets", () => {
   test("put / describe / list / rotate / versions / delete / restore", async () => {
-    const created = await agent.put("db/password", "pw-one-0b1c", {
+    const created = await agent.putSecret("db/password", "pw-one-0b1c", {
       type: "password",
       metadata: { owner: "team-a" },
     });
@@ -34,48 +34,48 @@ describe("secrets", () => {
     assert.deepEqual(created.metadata, { owner: "team-a" });
     assert.ok(!JSON.stringify(created).includes("pw-one-0b1c"));
 
-    const rotated = await agent.rotate("db/password", "pw-two-93ad", { ifVersion: 1 });
+    const rotated = await agent.rotateSecret("db/password", "pw-two-93ad", { ifVersion: 1 });
     assert.equal(rotated.currentVersion, 2);
     assert.equal(rotated.type, "password", "rotate keeps the type");
     assert.deepEqual(rotated.metadata, { owner: "team-a" }, "rotate keeps the metadata");
     assert.equal((await agent.getSecret("db/password")).value, "pw-two-93ad");
 
-    const conflict = await agent.rotate("db/password", "pw-three", { ifVersion: 1 }).catch((e) => e);
+    const conflict = await agent.rotateSecret("db/password", "pw-three", { ifVersion: 1 }).catch((e) => e);
     assert.ok(conflict instanceof ApiError, String(conflict));
     assert.equal(conflict.status, 409);
     assert.equal(conflict.code, "version_conflict");
     assert.ok(!conflict.message.includes("pw-three"));
 
-    await agent.put("db/user", "app", { type: "generic" });
-    const info = await agent.describe("db/password");
+    await agent.putSecret("db/user", "app", { type: "generic" });
+    const info = await agent.describeSecret("db/password");
     assert.equal(info.currentVersion, 2);
     assert.equal(info.latestVersion, 2);
     assert.equal(info.deleted, false);
 
-    const versions = await agent.versions("db/password");
+    const versions = await agent.secretVersions("db/password");
     assert.equal(versions.length, 2);
     assert.ok(!JSON.stringify(versions).includes("pw-"));
 
-    const page = await agent.list({ prefix: "db/" });
+    const page = await agent.listSecrets({ prefix: "db/" });
     assert.deepEqual(page.secrets.map((s) => s.path).sort(), ["db/password", "db/user"]);
     const all = [];
-    for await (const s of agent.listAll({ prefix: "db/", limit: 1 })) all.push(s.path);
+    for await (const s of agent.iterSecrets({ prefix: "db/", limit: 1 })) all.push(s.path);
     assert.deepEqual(all.sort(), ["db/password", "db/user"]);
 
-    const deleted = await agent.delete("db/user");
+    const deleted = await agent.deleteSecret("db/user");
     assert.equal(deleted.deleted, true);
-    const gone = await agent.describe("db/user").catch((e) => e);
+    const gone = await agent.describeSecret("db/user").catch((e) => e);
     assert.ok(gone instanceof ApiError, String(gone));
     assert.equal(gone.status, 404);
-    assert.equal((await agent.describe("db/user", { includeDeleted: true })).deleted, true);
-    assert.deepEqual((await agent.list({ prefix: "db/" })).secrets.map((s) => s.path), ["db/password"]);
-    assert.equal((await agent.list({ prefix: "db/", includeDeleted: true })).secrets.length, 2);
+    assert.equal((await agent.describeSecret("db/user", { includeDeleted: true })).deleted, true);
+    assert.deepEqual((await agent.listSecrets({ prefix: "db/" })).secrets.map((s) => s.path), ["db/password"]);
+    assert.equal((await agent.listSecrets({ prefix: "db/", includeDeleted: true })).secrets.length, 2);
 
-    const restored = await agent.restore("db/user");
+    const restored = await agent.restoreSecret("db/user");
     assert.equal(restored.deleted, false);
     assert.equal((await agent.getSecret("db/user")).value, "app");
 
-    const back = await agent.rollback("db/password", 1);
+    const back = await agent.rollbackSecret("db/password", 1);
     assert.equal(back.currentVersion, 3);
     assert.equal((await agent.getSecret("db/password")).value, "pw-one-0b1c");
   });
@@ -85,7 +85,7 @@ describe("secrets", () => {
     assert.ok(e instanceof ApiError, String(e));
     assert.equal(e.status, 404);
     assert.equal(e.code, "not_found");
-    const bad = await agent.put("bad//path", "v-bad-9999").catch((x) => x);
+    const bad = await agent.putSecret("bad//path", "v-bad-9999").catch((x) => x);
     assert.ok(bad instanceof ApiError, String(bad));
     assert.equal(bad.status, 400);
     assert.ok(!bad.message.includes("v-bad-9999"));
@@ -110,7 +110,7 @@ describe("env bundles", () => {
     assert.deepEqual(lease.keys, ["DB_URL"]);
     assert.deepEqual({ ...(await agent.leaseSecret(lease)).entries }, { DB_URL: "postgres://x-31f" });
 
-    await agent.rotate("env/app", { API_KEY: "ak-new-0c2" });
+    await agent.rotateSecret("env/app", { API_KEY: "ak-new-0c2" });
     assert.deepEqual({ ...(await agent.getSecret("env/app")).entries }, { API_KEY: "ak-new-0c2" });
     const plain = await agent.getSecret("db/password").catch(() => null);
     if (plain) assert.throws(() => plain.entries, TypeError);
@@ -119,8 +119,8 @@ describe("env bundles", () => {
 
 describe("scoped tokens", () => {
   test("requestToken mints a narrower token that works within its scope only", async () => {
-    await agent.put("pub/a", "pub-a-4411");
-    await agent.put("priv/b", "priv-b-9922");
+    await agent.putSecret("pub/a", "pub-a-4411");
+    await agent.putSecret("priv/b", "priv-b-9922");
     const t = await agent.requestToken({
       scopes: ["secrets:read:pub/*"],
       ttlSeconds: 120,
@@ -143,7 +143,7 @@ describe("scoped tokens", () => {
     const outside = await sub.getSecret("priv/b").catch((e) => e);
     assert.ok(outside instanceof ApiError, String(outside));
     assert.equal(outside.status, 403);
-    const write = await sub.put("pub/c", "nope-value").catch((e) => e);
+    const write = await sub.putSecret("pub/c", "nope-value").catch((e) => e);
     assert.ok(write instanceof ApiError && write.status === 403, String(write));
     const wider = await sub.requestToken({ scopes: ["secrets:read:priv/*"] }).catch((e) => e);
     assert.ok(wider instanceof ApiError, String(wider));

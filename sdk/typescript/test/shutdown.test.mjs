@@ -16,7 +16,7 @@ test("a long-poll cut by SIGTERM is 503 shutting_down with Retry-After", async (
   d = await startDaemon();
   const a = await d.createAgent("ts-stop", 2);
   const agent = new Latchkey({ addr: d.addr, token: a.key, maxRetries: 0 });
-  await agent.put("s/x", "stop-value-1234", { sensitivity: "sensitive" });
+  await agent.putSecret("s/x", "stop-value-1234", { sensitivity: "sensitive" });
   const pending = await agent.requestLease("s/x", { reason: "stop" });
   assert.equal(pending.state, "pending");
   const waiting = agent.wait(pending, { timeoutSeconds: 30 }).catch((e) => e);

@@ -11,8 +11,10 @@ import {
   LatchkeyError,
   Lease,
   LeaseDenied,
+  LeaseError,
   LeaseExpired,
-  TransportError,
+  LeaseRevoked,
+  ConnectionFailed,
   WaitTimeout,
 } from "../dist/index.js";
 
@@ -92,10 +94,12 @@ test("wait does not retry other errors", async () => {
 test("wait ends on each final state with its error", async () => {
   const c = new Latchkey({ addr: "http://x", token: "t", fetch: async () => assert.fail("no request") });
   await assert.rejects(c.wait(new Lease(lease("denied"))), LeaseDenied);
-  for (const s of ["expired", "revoked", "exhausted"]) {
+  for (const [s, cls] of [["expired", LeaseExpired], ["exhausted", LeaseExpired], ["revoked", LeaseRevoked]]) {
     const e = await c.wait(new Lease(lease(s))).catch((x) => x);
-    assert.ok(e instanceof LeaseExpired, String(e));
+    assert.ok(e instanceof cls, String(e));
+    assert.ok(e instanceof LeaseError, String(e));
     assert.equal(e.state, s);
+    assert.equal(e.leaseId, "01lease00000000000000000000");
   }
   assert.equal((await c.wait(new Lease(lease("active")))).state, "active");
 });
@@ -151,10 +155,10 @@ test("ApiError from the error body, and from a non-JSON answer", async () => {
     new Response("<html>bad gateway</html>", { status: 502, statusText: "Bad Gateway" }),
   ]);
   const c = new Latchkey({ addr: "http://x", token: "t", fetch: f });
-  const a = await c.describe("x").catch((e) => e);
+  const a = await c.describeSecret("x").catch((e) => e);
   assert.ok(a instanceof ApiError);
   assert.deepEqual([a.status, a.code, a.detail, a.message], [403, "access_denied", "not allowed", "403 access_denied: not allowed"]);
-  const b = await c.describe("x").catch((e) => e);
+  const b = await c.describeSecret("x").catch((e) => e);
   assert.deepEqual([b.status, b.code], [502, "http_502"]);
   assert.ok(!b.message.includes("html"));
 });
@@ -168,7 +172,7 @@ test("requests: paths, bodies and the secret-path encoding", async () => {
   const c = new Latchkey({ addr: "http://x", token: "t", fetch: f });
   await c.getSecret("/production/openai/api-key", { reason: "r" });
   await c.requestLease("a/b", { action: "proxy", ttlSeconds: 30, uses: 2, sessionId: "s" });
-  await c.put("a/b c", "v", { sensitivity: "sensitive" });
+  await c.putSecret("a/b c", "v", { sensitivity: "sensitive" });
   assert.equal(calls[0].url, "http://x/v1/secrets//production/openai/api-key/read");
   assert.deepEqual(JSON.parse(calls[0].init.body), { reason: "r" });
   assert.deepEqual(JSON.parse(calls[1].init.body), { path: "a/b", action: "proxy", ttl_seconds: 30, uses: 2, session_id: "s" });
@@ -176,10 +180,10 @@ test("requests: paths, bodies and the secret-path encoding", async () => {
   assert.equal(calls[2].init.method, "PUT");
 });
 
-test("an unreachable daemon is a TransportError", async () => {
+test("an unreachable daemon is ConnectionFailed", async () => {
   const c = new Latchkey({ addr: "http://127.0.0.1:1", token: "t", timeoutSeconds: 5 });
   const e = await c.whoami().catch((x) => x);
-  assert.ok(e instanceof TransportError, String(e));
+  assert.ok(e instanceof ConnectionFailed, String(e));
   assert.ok(e instanceof LatchkeyError);
 });
 
@@ -190,4 +194,36 @@ test("an abort signal stops a wait", async () => {
   const ctl = new AbortController();
   setTimeout(() => ctl.abort(new Error("stop")), 100);
   await assert.rejects(c.wait(new Lease(lease("pending")), { timeoutSeconds: 30, signal: ctl.signal }), /stop/);
+});
+
+test("a 410 on a lease use is LeaseExpired with the daemon's code; using a pending lease is a LeaseError", async () => {
+  const { f } = scripted([
+    json(410, { error: { code: "expired", message: "the lease has expired" } }),
+    json(409, { error: { code: "lease_not_active", message: "the lease is not active" } }),
+    json(200, lease("pending")),
+  ]);
+  const c = new Latchkey({ addr: "http://x", token: "t", fetch: f });
+  const e = await c.leaseSecret("01lease00000000000000000000").catch((x) => x);
+  assert.ok(e instanceof LeaseExpired, String(e));
+  assert.equal(e.code, "expired");
+  assert.equal(e.leaseId, "01lease00000000000000000000");
+  const p = await c.leaseSecret("01lease00000000000000000000").catch((x) => x);
+  assert.ok(p instanceof LeaseError && !(p instanceof LeaseExpired), String(p));
+  assert.match(p.message, /still pending/);
+});
+
+test("callService without a lease or path uses the service's secret", async () => {
+  const { f, calls } = scripted([
+    json(200, [{ name: "gh", base_url: "https://api.github.com", secret: "production/github/token", endpoints: {} }]),
+    json(201, lease("active", { action: "proxy" })),
+    json(200, { status: 200, headers: {}, body: { ok: true }, truncated: false, latency_ms: 3 }),
+    json(409, { error: { code: "conflict", message: "the lease is over" } }),
+  ]);
+  const c = new Latchkey({ addr: "http://x", token: "t", fetch: f });
+  const r = await c.callService("gh", "get_repo", { params: { owner: "o", repo: "r" }, reason: "why" });
+  assert.deepEqual([r.status, r.body, r.latencyMs], [200, { ok: true }, 3]);
+  assert.deepEqual(JSON.parse(calls[1].init.body), { path: "/production/github/token", action: "proxy", uses: 1, reason: "why" });
+  assert.equal(calls[2].url, "http://x/v1/proxy/gh/get_repo");
+  assert.deepEqual(JSON.parse(calls[2].init.body), { lease_id: "01lease00000000000000000000", params: { owner: "o", repo: "r" } });
+  assert.equal(calls[3].init.method, "DELETE");
 });
