@@ -19,4 +19,6 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
+# The published declarations type-check in a strict consumer without @types/node.
+npx --no-install tsc -p test/types/tsconfig.json
 LATCHKEY_BIN="$bin" node --test test/*.test.mjs

@@ -52,31 +52,31 @@ test("the contract table is not empty and names each route once", () => {
 });
 
 function check(name, spec) {
-    const item = doc.paths[spec.path];
-    assert.ok(item, `${spec.path} is not in /openapi.json`);
-    const op = item[spec.method.toLowerCase()];
-    assert.ok(op, `${spec.method} ${spec.path} is not in /openapi.json`);
+  const item = doc.paths[spec.path];
+  assert.ok(item, `${spec.path} is not in /openapi.json`);
+  const op = item[spec.method.toLowerCase()];
+  assert.ok(op, `${spec.method} ${spec.path} is not in /openapi.json`);
 
-    const params = [...(item.parameters ?? []), ...(op.parameters ?? [])].map((p) => deref(p));
-    const pathParams = params.filter((p) => p.in === "path").map((p) => p.name).sort();
-    const templated = [...spec.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
-    assert.deepEqual(pathParams, templated, "path parameters");
+  const params = [...(item.parameters ?? []), ...(op.parameters ?? [])].map((p) => deref(p));
+  const pathParams = params.filter((p) => p.in === "path").map((p) => p.name).sort();
+  const templated = [...spec.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
+  assert.deepEqual(pathParams, templated, "path parameters");
 
-    const queryParams = new Set(params.filter((p) => p.in === "query").map((p) => p.name));
-    for (const q of spec.query ?? []) assert.ok(queryParams.has(q), `query parameter ${q} is not a parameter of ${name}`);
+  const queryParams = new Set(params.filter((p) => p.in === "query").map((p) => p.name));
+  for (const q of spec.query ?? []) assert.ok(queryParams.has(q), `query parameter ${q} is not a parameter of ${name}`);
 
-    const rb = op.requestBody ? deref(op.requestBody) : null;
-    if (spec.body) {
-      assert.ok(rb, `${name} sends a JSON body but the route takes none`);
-      const schema = rb.content?.["application/json"]?.schema;
-      assert.ok(schema, `${name}: no application/json request schema`);
-      const props = properties(schema);
-      for (const f of spec.body) assert.ok(props.has(f), `body field ${f} is not a property of ${name}'s request schema (${[...props].join(", ")})`);
-      const required = deref(schema).required ?? [];
-      for (const r of required) assert.ok(spec.body.includes(r), `${name}: required field ${r} is never sent`);
-    } else {
-      assert.ok(!rb?.required, `${name}: the route requires a body the SDK does not send`);
-    }
+  const rb = op.requestBody ? deref(op.requestBody) : null;
+  if (spec.body) {
+    assert.ok(rb, `${name} sends a JSON body but the route takes none`);
+    const schema = rb.content?.["application/json"]?.schema;
+    assert.ok(schema, `${name}: no application/json request schema`);
+    const props = properties(schema);
+    for (const f of spec.body) assert.ok(props.has(f), `body field ${f} is not a property of ${name}'s request schema (${[...props].join(", ")})`);
+    const required = deref(schema).required ?? [];
+    for (const r of required) assert.ok(spec.body.includes(r), `${name}: required field ${r} is never sent`);
+  } else {
+    assert.ok(!rb?.required, `${name}: the route requires a body the SDK does not send`);
+  }
 }
 
 for (const [name, spec] of Object.entries(ENDPOINTS)) {
