@@ -54,7 +54,7 @@ describe("getSecret", () => {
   });
 
   test("a sensitive secret waits for the approver, then yields its value", async () => {
-    const read = agent.getSecret("app/sensitive", { reason: "nightly eval", waitSeconds: 30 });
+    const read = agent.getSecret("app/sensitive", { reason: "nightly eval", waitSeconds: 30 }).catch((e) => e);
     const approval = await pendingFor("app/sensitive");
     assert.equal(approval.reason, "nightly eval");
     assert.equal(approval.sensitivity, "sensitive");
@@ -63,18 +63,20 @@ describe("getSecret", () => {
     assert.equal(vote.result, "decided");
     assert.equal(vote.lease.state, "active");
     const s = await read;
+    assert.ok(!(s instanceof Error), String(s));
     assert.equal(s.value, SENSITIVE);
     assert.equal(s.lease.approvalId, approval.id);
   });
 
   test("a denial raises LeaseDenied with who decided (and the reason when the daemon tells it)", async () => {
-    const read = agent.getSecret("app/sensitive", { reason: "please", waitSeconds: 30 });
-    const approval = await pendingFor("app/sensitive");
-    await approver.approvals.deny(approval.id, "not today");
-    const err = await read.then(
+    // The outcome is taken at once, so the rejection is never unhandled while we vote.
+    const read = agent.getSecret("app/sensitive", { reason: "please", waitSeconds: 30 }).then(
       () => assert.fail("expected LeaseDenied"),
       (e) => e,
     );
+    const approval = await pendingFor("app/sensitive");
+    await approver.approvals.deny(approval.id, "not today");
+    const err = await read;
     assert.ok(err instanceof LeaseDenied, String(err));
     assert.equal(err.approvalId, approval.id);
     assert.equal(err.leaseId, approval.leaseId);
@@ -102,9 +104,10 @@ describe("getSecret", () => {
 
     const approval = await pendingApproval(err.leaseId);
     assert.equal(approval.id, err.approvalId);
-    const resumed = agent.wait(err.leaseId, { timeoutSeconds: 30 });
+    const resumed = agent.wait(err.leaseId, { timeoutSeconds: 30 }).catch((e) => e);
     await approver.approvals.approve(approval.id);
     const lease = await resumed;
+    assert.ok(!(lease instanceof Error), String(lease));
     assert.equal(lease.state, "active");
     assert.equal((await agent.leaseSecret(lease)).value, SENSITIVE);
   });
@@ -153,7 +156,7 @@ describe("leases", () => {
   });
 
   test("withLease waits for an approval, and a timed-out wait cancels the pending lease", async () => {
-    const run = agent.withLease("app/sensitive", { reason: "with approval", waitSeconds: 30 }, (s) => s.value);
+    const run = agent.withLease("app/sensitive", { reason: "with approval", waitSeconds: 30 }, (s) => s.value).catch((e) => e);
     const approval = await pendingFor("app/sensitive");
     await approver.approvals.approve(approval.id);
     assert.equal(await run, SENSITIVE);

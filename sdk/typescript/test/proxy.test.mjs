@@ -145,23 +145,26 @@ describe("callService", () => {
   });
 
   test("a sensitive service waits for approval; a denial raises LeaseDenied", async () => {
-    const call = agent.callService("guarded", "echo", { path: "/svc/guarded", reason: "approve me", waitSeconds: 30 });
+    const call = agent.callService("guarded", "echo", { path: "/svc/guarded", reason: "approve me", waitSeconds: 30 }).catch((e) => e);
     const approval = await eventually(
       async () => (await approver.approvals.list()).find((a) => a.path === "svc/guarded" && a.action === "proxy"),
       { what: "the proxy approval" },
     );
     await approver.approvals.approve(approval);
     const res = await call;
+    assert.ok(!(res instanceof Error), String(res));
     assert.equal(res.status, 200);
     assert.ok(!JSON.stringify(res).includes(CREDENTIAL));
 
-    const denied = agent.callService("guarded", "echo", { path: "/svc/guarded", reason: "again", waitSeconds: 30 });
+    const denied = agent.callService("guarded", "echo", { path: "/svc/guarded", reason: "again", waitSeconds: 30 }).catch((e) => e);
     const second = await eventually(
       async () => (await approver.approvals.list()).find((a) => a.path === "svc/guarded" && a.reason === "again"),
       { what: "the second proxy approval" },
     );
     await approver.approvals.deny(second.id, "no more");
-    await assert.rejects(denied, LeaseDenied);
+    const err = await denied;
+    assert.ok(err instanceof LeaseDenied, String(err));
+    assert.equal(err.decidedBy, "alice");
   });
 
   test("argument errors are caught before any request", async () => {
