@@ -35,7 +35,7 @@ export const DEFAULT_ADDR = "http://127.0.0.1:8200";
 export const DEFAULT_WAIT_SECONDS = 600;
 /** The daemon holds a long-poll at most this long. */
 const MAX_POLL_SECONDS = 60;
-/** Lease states a quiet revoke ignores: already over (409), gone (404, 410). */
+/** Statuses a quiet revoke ignores: the lease is already over (409) or gone (404, 410). */
 const QUIET_REVOKE = new Set([404, 409, 410]);
 
 export interface LatchkeyOptions {
