@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AgentRecord;
+use super::agents::AGENTS;
 use super::audit_append::audit;
 use super::kv::{Records, Table};
-use super::agents::AGENTS;
 use super::{Origin, Store, StoreError, WriteCtx};
 
 /// Credentials by the SHA-256 (hex) of their secret.

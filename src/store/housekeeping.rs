@@ -147,13 +147,8 @@ impl Store {
         self.write(move |ctx| {
             let mut last: Option<Event> = None;
             let mut doomed = Vec::new();
-            let oldest = AUDIT.range(
-                &ctx.kv(),
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-                10_000,
-            )?;
+            let oldest =
+                AUDIT.range(&ctx.kv(), Bound::Unbounded, Bound::Unbounded, false, 10_000)?;
             for (_, e) in oldest {
                 let old = super::parse_query_time(&e.timestamp)
                     .is_some_and(|t| t.unix_timestamp() < cutoff);

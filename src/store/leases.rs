@@ -220,9 +220,7 @@ impl Store {
 
     /// A lease by id, when the gate admits it.
     pub fn lease(&self, gate: &LeaseGate, id: &str) -> Result<Option<LeaseRecord>, StoreError> {
-        Ok(LEASES
-            .get(&self.kv_read()?, id)?
-            .filter(|l| gate.admits(l)))
+        Ok(LEASES.get(&self.kv_read()?, id)?.filter(|l| gate.admits(l)))
     }
 
     /// The leases the gate admits, newest first, optionally in one state.

@@ -252,7 +252,11 @@ pub(super) fn revoke_in(
                 "task"
             };
             let scope = agent.clone().unwrap_or_else(|| "*".into());
-            REVOKED.put(&mut ctx.kv(), format!("{kind}:{scope}:{s}").as_str(), &now_ns)?;
+            REVOKED.put(
+                &mut ctx.kv(),
+                format!("{kind}:{scope}:{s}").as_str(),
+                &now_ns,
+            )?;
             let (a, s2, is_session) = (agent.clone(), s.clone(), kind == "session");
             (
                 format!("{kind}:{s}"),

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use redb::{Database, ReadableDatabase, WriteTransaction};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::audit_log::{AUDIT, last_event};
 use super::StoreError;
+use super::audit_log::{AUDIT, last_event};
 use crate::audit::{Draft, Event, GENESIS};
 use crate::notice::{Notice, Notices};
 

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use crate::common::Daemon;
 
-
 #[tokio::test]
 async fn query_filters_and_pages() {
     let d = Daemon::start().await;
@@ -76,8 +75,12 @@ async fn verify_detects_a_tampered_event() {
             let raw = t.get(Table::Audit, &3u64.encode()).unwrap().unwrap();
             let mut e: Value = serde_json::from_slice(&raw).unwrap();
             e["resource_path"] = json!("t/innocent");
-            t.put(Table::Audit, &3u64.encode(), &serde_json::to_vec(&e).unwrap())
-                .unwrap();
+            t.put(
+                Table::Audit,
+                &3u64.encode(),
+                &serde_json::to_vec(&e).unwrap(),
+            )
+            .unwrap();
         }
         txn.commit().unwrap();
     }
@@ -92,7 +95,11 @@ async fn verify_detects_a_tampered_event() {
         // Deleting an event is a gap.
         let db = redb::Database::open(dir.path().join("latchkey.redb")).unwrap();
         let txn = db.begin_write().unwrap();
-        assert!(RedbWrite(&txn).delete(Table::Audit, &2u64.encode()).unwrap());
+        assert!(
+            RedbWrite(&txn)
+                .delete(Table::Audit, &2u64.encode())
+                .unwrap()
+        );
         txn.commit().unwrap();
     }
     let d = Daemon::start_in(dir, admin).await;

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::common::{Daemon, config};
 
-
 fn read_value(dir: &std::path::Path, path: &str, version: Option<u64>) -> Result<String, String> {
     let (store, writer, _) = latchkey::open_store(&config(dir)).map_err(|e| e.to_string())?;
     let v = store

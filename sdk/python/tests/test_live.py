@@ -128,11 +128,6 @@ def _pending_id(agent: Latchkey, path: str) -> str:
     raise AssertionError("no pending lease")
 
 
-@pytest.mark.xfail(
-    reason="daemon gap: an agent's view of a lease carries approval.decided_by but not the "
-    "approver's deny reason (only GET /v1/approvals/{id}, for deciders, has it)",
-    strict=False,
-)
 def test_denial_reason_reaches_the_agent(agent: Latchkey, approver: Latchkey, shared_secret: SecretMaker) -> None:
     path, _ = shared_secret("sensitive")
     lease = agent.request_lease(path, reason="please")

@@ -81,9 +81,7 @@ describe("getSecret", () => {
     assert.equal(err.approvalId, approval.id);
     assert.equal(err.leaseId, approval.leaseId);
     assert.equal(err.decidedBy, "alice");
-    // The daemon does not (yet) show the approver's reason to the agent; when it does, it
-    // must be this one. (Reported as an API gap.)
-    assert.ok(err.reason === null || err.reason === "not today", String(err.reason));
+    assert.equal(err.reason, "not today");
     assert.ok(!err.message.includes(SENSITIVE));
     assert.equal(err.lease.state, "denied");
   });
