@@ -227,7 +227,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::Conflict(what),
             StoreError::Invalid(what) => ApiError::BadRequest(what),
             StoreError::Denied(why) => ApiError::AccessDenied(format!("access denied: {why}")),
-            StoreError::Closed => ApiError::Unavailable,
+            StoreError::Closed | StoreError::Unavailable(_) | StoreError::Retry => {
+                ApiError::Unavailable
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -207,19 +207,19 @@ pub async fn update(
             move |w| {
                 // Only the fields whose value changed are named.
                 let mut changed = Vec::new();
-                if let Some(u) = body.url
+                if let Some(u) = body.url.clone()
                     && u != w.url
                 {
                     w.url = u;
                     changed.push("url");
                 }
-                if let Some(e) = body.events
+                if let Some(e) = body.events.clone()
                     && e != w.events
                 {
                     w.events = e;
                     changed.push("events");
                 }
-                if let Some(d) = body.description {
+                if let Some(d) = body.description.clone() {
                     let d: String = d.chars().take(512).collect();
                     if d != w.description {
                         w.description = d;

@@ -76,7 +76,7 @@ impl Store {
                     id: id.clone(),
                     name: name.clone(),
                     trust_tier,
-                    description,
+                    description: description.clone(),
                     disabled: false,
                     created_at: now.clone(),
                     key_id: crate::util::new_id(),

@@ -78,7 +78,7 @@ impl Store {
             let mut approval: ApprovalRecord = get(ctx, APPROVALS, &approval_id, "approval")?;
             let mut lease: LeaseRecord = get(ctx, LEASES, &approval.lease_id, "lease")?;
             let (who, decision, reason, via) = (vote.approver.clone(), vote.decision, vote.reason.clone(), vote.via.clone());
-            let outcome = approval.tally.vote(vote);
+            let outcome = approval.tally.vote(vote.clone());
             if matches!(outcome, VoteOutcome::AlreadyDecided(..) | VoteOutcome::Duplicate) {
                 return Ok(VoteResult { approval, lease, outcome });
             }

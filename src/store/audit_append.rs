@@ -12,7 +12,7 @@ pub(super) fn audit(
     resource: &str,
     action: &str,
     details: serde_json::Value,
-) -> Result<u64, StoreError> {
+) -> Result<(), StoreError> {
     ctx.audit(Draft {
         event,
         actor: origin.actor.clone(),
@@ -28,7 +28,7 @@ pub(super) fn audit(
 impl Store {
     /// Appends a stand-alone event: refused attempts (`auth.failed`, `access.denied`), key events.
     pub async fn append_event(&self, draft: Draft) -> Result<(), StoreError> {
-        self.write(move |ctx| ctx.audit(draft).map(|_| ())).await
+        self.write(move |ctx| ctx.audit(draft.clone())).await
     }
 
     /// Appends a stand-alone audit event without waiting for its commit (for events that
@@ -36,6 +36,6 @@ impl Store {
     pub fn append_event_detached(&self, draft: Draft) {
         let what = draft.event;
         self.writer
-            .submit_detached(what, move |ctx| ctx.audit(draft).map(|_| ()));
+            .submit_detached(what, move |ctx| ctx.audit(draft.clone()));
     }
 }

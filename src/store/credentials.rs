@@ -231,11 +231,19 @@ impl Store {
                 agent_id: None,
                 created_at: crate::util::rfc3339(ctx.now()),
                 revoked_at: None,
-                approver,
+                approver: approver.clone(),
                 description: None,
             };
             insert_credential(ctx, &t, &cred)?;
-            audit(ctx, &origin, "token.issued", "", &i, "issue", details)?;
+            audit(
+                ctx,
+                &origin,
+                "token.issued",
+                "",
+                &i,
+                "issue",
+                details.clone(),
+            )?;
             Ok(())
         })
         .await?;

@@ -232,6 +232,7 @@ impl ReadTxn for RedbRead {
 }
 
 /// redb's write transaction behind the seam (borrowed: the writer owns and commits it).
+#[derive(Clone, Copy)]
 pub struct RedbWrite<'a>(pub &'a redb::WriteTransaction);
 
 impl ReadTxn for RedbWrite<'_> {

@@ -166,7 +166,7 @@ impl Store {
         origin: Origin,
     ) -> Result<(LeaseRecord, Option<ApprovalRecord>), StoreError> {
         self.write(move |ctx| {
-            let mut lease = new.lease;
+            let mut lease = new.lease.clone();
             let now = ctx.now_unix();
             lease.created_at = now;
             lease.state = LeaseState::Pending;

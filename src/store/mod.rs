@@ -84,6 +84,13 @@ pub enum StoreError {
     /// The writer has stopped (shutting down).
     #[error("the store is shut down")]
     Closed,
+    /// The backend cannot be reached or is restarting (503 `unavailable`; nothing was
+    /// applied).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The backend asks the writer to run the batch again (a conflict between daemons).
+    #[error("the database asked for the transaction to be retried")]
+    Retry,
     /// Decryption failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -95,6 +102,14 @@ pub enum StoreError {
     Db(String),
 }
 
+impl From<kv::KvError> for StoreError {
+    fn from(e: kv::KvError) -> Self {
+        match e {
+            kv::KvError::Backend(m) => StoreError::Db(m),
+        }
+    }
+}
+
 macro_rules! db_error {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
@@ -103,7 +118,6 @@ macro_rules! db_error {
     )*};
 }
 db_error!(
-    kv::KvError,
     redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
@@ -221,7 +235,7 @@ impl Store {
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+        F: Fn(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
         self.writer.submit(f).await
     }

@@ -73,7 +73,7 @@ impl Store {
             GRANTS.put(&mut ctx.kv(), grant.id.as_str(), &grant)?;
             let details = json!({"id": grant.id, "subject": grant.subject, "actions": grant.actions, "limits": grant.limits, "expires_at": grant.expires_at});
             ctx.audit(draft(&origin, "grant.created", &grant.pattern, details))?;
-            Ok(grant)
+            Ok(grant.clone())
         })
         .await
     }
@@ -114,7 +114,7 @@ impl Store {
             POLICIES.put(&mut ctx.kv(), policy.pattern.as_str(), &policy)?;
             let details = serde_json::to_value(&policy).unwrap_or_default();
             ctx.audit(draft(&origin, "policy.set", &policy.pattern, details))?;
-            Ok(policy)
+            Ok(policy.clone())
         })
         .await
     }
@@ -161,7 +161,7 @@ impl Store {
             let mut all = CARDS
                 .get(&ctx.kv(), approval_id.as_str())?
                 .unwrap_or_default();
-            all.extend(refs);
+            all.extend(refs.iter().cloned());
             CARDS.put(&mut ctx.kv(), approval_id.as_str(), &all)?;
             Ok(())
         })

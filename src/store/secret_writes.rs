@@ -129,25 +129,25 @@ impl Store {
             // `changed` names only the fields whose value changed (a field sent unchanged is not
             // news); a new value is always a change (a new version).
             let mut changed = Vec::new();
-            if let Some(t) = req.secret_type
+            if let Some(t) = req.secret_type.clone()
                 && t != rec.secret_type
             {
                 rec.secret_type = t;
                 changed.push("secret_type");
             }
-            if let Some(s) = req.sensitivity
+            if let Some(s) = req.sensitivity.clone()
                 && s != rec.sensitivity
             {
                 rec.sensitivity = s;
                 changed.push("sensitivity");
             }
-            if let Some(m) = req.metadata
+            if let Some(m) = req.metadata.clone()
                 && m != rec.metadata
             {
                 rec.metadata = m;
                 changed.push("metadata");
             }
-            if let Some(e) = req.expires_at
+            if let Some(e) = req.expires_at.clone()
                 && rec.expires_at.as_ref() != Some(&e)
             {
                 rec.expires_at = Some(e);

@@ -29,7 +29,7 @@ impl Store {
         self.write(move |ctx| {
             SERVICES.put(&mut ctx.kv(), s.name.as_str(), &s)?;
             ctx.audit(draft(&origin, "service.created", &s))?;
-            Ok(s)
+            Ok(s.clone())
         })
         .await
     }

@@ -89,8 +89,17 @@ pub(super) fn audit(
     event: &'static str,
     w: &WebhookRecord,
     details: serde_json::Value,
-) -> Result<u64, StoreError> {
-    ctx.audit(Draft {
+) -> Result<(), StoreError> {
+    ctx.audit(draft(origin, event, w, details))
+}
+
+fn draft(
+    origin: &Origin,
+    event: &'static str,
+    w: &WebhookRecord,
+    details: serde_json::Value,
+) -> Draft {
+    Draft {
         event,
         actor: origin.actor.clone(),
         namespace: w.namespace.clone().unwrap_or_default(),
@@ -99,7 +108,7 @@ pub(super) fn audit(
         outcome: "success",
         ip: origin.ip.clone(),
         details,
-    })
+    }
 }
 
 fn seal_secret(
@@ -131,21 +140,27 @@ impl Store {
     /// `from_seq` (1 = the whole log) when given.
     pub async fn create_webhook(
         &self,
-        mut w: WebhookRecord,
+        w: WebhookRecord,
         secret: zeroize::Zeroizing<Vec<u8>>,
         from_seq: Option<u64>,
         origin: Origin,
     ) -> Result<WebhookRecord, StoreError> {
         let keyring = self.keyring();
         self.write(move |ctx| {
+            let mut w = w.clone();
             w.secrets = vec![seal_secret(&keyring, &w.id, 1, &secret, ctx.now_unix())];
             save(ctx, &w)?;
             let details = json!({"url": w.url, "events": w.events, "namespace": w.namespace});
-            let seq = audit(ctx, &origin, "webhook.created", &w, details)?;
             // The creation event itself is the first one the subscription may see, unless the
-            // caller asked for an earlier start.
-            let start = from_seq.map_or(seq, |f| f.clamp(1, seq));
-            WEBHOOK_CURSORS.put(&mut ctx.kv(), w.id.as_str(), &(start - 1))?;
+            // caller asked for an earlier start: the cursor is set once the event has its seq.
+            let id = w.id.clone();
+            ctx.audit_then(
+                draft(&origin, "webhook.created", &w, details),
+                move |tx, seq| {
+                    let start = from_seq.map_or(seq, |f| f.clamp(1, seq));
+                    WEBHOOK_CURSORS.put(tx, id.as_str(), &(start - 1))
+                },
+            );
             Ok(w)
         })
         .await
@@ -155,7 +170,7 @@ impl Store {
     pub async fn update_webhook(
         &self,
         id: String,
-        change: impl FnOnce(&mut WebhookRecord) -> Vec<&'static str> + Send + 'static,
+        change: impl Fn(&mut WebhookRecord) -> Vec<&'static str> + Send + 'static,
         origin: Origin,
     ) -> Result<WebhookRecord, StoreError> {
         self.write(move |ctx| {

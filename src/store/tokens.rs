@@ -100,7 +100,7 @@ impl Store {
                 "mint",
                 details,
             )?;
-            Ok(rec)
+            Ok(rec.clone())
         })
         .await
     }
@@ -168,7 +168,7 @@ impl Store {
                     Err(why) => Err(StoreError::Denied(format!("{why}; not by {what}"))),
                 }
             };
-            let selection = match target {
+            let selection = match target.clone() {
                 RevokeTarget::Token(id) => {
                     let (token, ancestors) = token_with_ancestors(ctx, &id)?;
                     if !reach.admits(&token, &ancestors) {

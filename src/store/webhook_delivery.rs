@@ -87,8 +87,8 @@ impl Store {
                     key.u64()
                 })
                 .map_or(0, |n| n + 1);
-            for r in records {
-                WEBHOOK_DELIVERIES.put(&mut tx, &(id.as_str(), next), &r)?;
+            for r in &records {
+                WEBHOOK_DELIVERIES.put(&mut tx, &(id.as_str(), next), r)?;
                 next += 1;
             }
             // Keep the newest 1,000 attempts.

@@ -1,10 +1,14 @@
 //! The group-commit writer. One thread owns every write transaction: it takes the write
-//! jobs that arrive together (up to `max_batch`), runs them in one redb transaction — each
-//! appending its audit events to the same transaction — commits once, durably, and only then
-//! answers each caller. A commit failure fails every job of the batch (fail closed).
+//! jobs that arrive together (up to `max_batch`), runs them in one transaction, numbers the
+//! audit events they drafted under the chain head (as late as possible, so that commit order
+//! is seq order: docs/STORAGE.md), commits once, durably, and only then answers each caller.
+//! A commit failure fails every job of the batch (fail closed). When the backend asks for it
+//! (a serialization failure or deadlock between daemons), the whole batch runs again from
+//! the start: jobs are `Fn`, and everything they do outside the transaction (notices, deadline
+//! wake-ups) is collected here and happens only after the commit.
 //!
 //! Jobs must check before they write: a job that returns a domain error must not have
-//! written anything (redb has no savepoints inside a dirty transaction).
+//! written anything (there are no savepoints inside a dirty transaction).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,42 +18,59 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::StoreError;
 use super::audit_log::{AUDIT, last_event};
+use super::kv::RedbWrite;
 use crate::audit::{Draft, Event, GENESIS};
 use crate::notice::{Notice, Notices};
 
-type Finisher = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (Finisher, bool) + Send>;
+/// How many times a batch runs before its jobs fail with 503 when the backend keeps asking
+/// for a retry.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Work done once an audit event has its seq (inside the same transaction).
+type SeqHook = Box<dyn for<'t> FnOnce(&mut RedbWrite<'t>, u64) -> Result<(), StoreError> + Send>;
 
 /// What a job sees: the open transaction and the audit appender.
 pub struct WriteCtx<'a> {
-    /// The batch's write transaction.
-    pub txn: &'a WriteTransaction,
-    next_seq: u64,
-    last_hash: String,
+    tx: RedbWrite<'a>,
     now: time::OffsetDateTime,
     notices: Vec<Notice>,
     deadline_added: bool,
+    drafts: Vec<Draft>,
+    seq_hooks: Vec<(usize, SeqHook)>,
 }
 
-impl WriteCtx<'_> {
-    /// The batch's transaction behind the table seam.
-    pub fn kv(&self) -> super::kv::RedbWrite<'_> {
-        super::kv::RedbWrite(self.txn)
+impl<'a> WriteCtx<'a> {
+    fn new(tx: RedbWrite<'a>) -> WriteCtx<'a> {
+        WriteCtx {
+            tx,
+            now: time::OffsetDateTime::now_utc(),
+            notices: Vec::new(),
+            deadline_added: false,
+            drafts: Vec::new(),
+            seq_hooks: Vec::new(),
+        }
     }
 
-    /// Appends an audit event in this transaction; returns its seq.
-    pub fn audit(&mut self, draft: Draft) -> Result<u64, StoreError> {
-        let seq = self.next_seq;
-        let event = Event::from_draft(
-            draft,
-            seq,
-            self.last_hash.clone(),
-            crate::util::rfc3339(self.now),
-        );
-        AUDIT.put(&mut self.kv(), &seq, &event)?;
-        self.next_seq += 1;
-        self.last_hash = event.hash;
-        Ok(seq)
+    /// The batch's transaction behind the table seam.
+    pub fn kv(&self) -> RedbWrite<'a> {
+        self.tx
+    }
+
+    /// Drafts an audit event in this transaction; it is numbered and chained at commit.
+    pub fn audit(&mut self, draft: Draft) -> Result<(), StoreError> {
+        self.drafts.push(draft);
+        Ok(())
+    }
+
+    /// Drafts an audit event and runs `then` with its seq once it is numbered, in the same
+    /// transaction (for records that point at their own creation event).
+    pub fn audit_then(
+        &mut self,
+        draft: Draft,
+        then: impl for<'t> FnOnce(&mut RedbWrite<'t>, u64) -> Result<(), StoreError> + Send + 'static,
+    ) {
+        self.seq_hooks.push((self.drafts.len(), Box::new(then)));
+        self.drafts.push(draft);
     }
 
     /// The batch's timestamp.
@@ -71,6 +92,25 @@ impl WriteCtx<'_> {
     pub fn deadline_added(&mut self) {
         self.deadline_added = true;
     }
+
+    /// Numbers and chains the drafted events from `head` (the next seq and the last hash),
+    /// stores them and runs the hooks that wait for their seqs; returns the new head.
+    fn number(&mut self, head: (u64, String)) -> Result<(u64, String), StoreError> {
+        let (mut seq, mut prev) = head;
+        let stamp = crate::util::rfc3339(self.now);
+        let mut seqs = Vec::with_capacity(self.drafts.len());
+        for draft in self.drafts.drain(..) {
+            let event = Event::from_draft(draft, seq, prev, stamp.clone());
+            AUDIT.put(&mut self.tx, &seq, &event)?;
+            seqs.push(seq);
+            prev = event.hash;
+            seq += 1;
+        }
+        for (i, hook) in self.seq_hooks.drain(..) {
+            hook(&mut self.tx, seqs[i])?;
+        }
+        Ok((seq, prev))
+    }
 }
 
 /// Where committed batches announce themselves.
@@ -85,7 +125,7 @@ pub struct Hooks {
 /// Handle to submit jobs.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Box<dyn Job>>,
 }
 
 /// The writer thread; join it after every [`Writer`] handle is dropped.
@@ -99,11 +139,12 @@ impl WriterThread {
 }
 
 impl Writer {
-    /// Submits a job and waits for its durable result.
+    /// Submits a job and waits for its durable result. The job may run more than once (see
+    /// the module doc); only the run that commits counts.
     pub async fn submit<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+        F: Fn(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job = job(f, move |out| {
@@ -118,7 +159,7 @@ impl Writer {
     /// so it cannot be cancelled half-way (usable from `Drop`).
     pub fn submit_detached<F>(&self, what: &'static str, f: F)
     where
-        F: FnOnce(&mut WriteCtx<'_>) -> Result<(), StoreError> + Send + 'static,
+        F: Fn(&mut WriteCtx<'_>) -> Result<(), StoreError> + Send + 'static,
     {
         let job = job(f, move |out| {
             if let Err(e) = out {
@@ -153,19 +194,70 @@ impl Writer {
     }
 }
 
+/// How a job's run went, for the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Its result (a value or a domain error) stands.
+    Done,
+    /// The backend asks for the batch to run again.
+    Retry,
+    /// A store-level failure: the transaction must not commit.
+    Fatal,
+}
+
+/// A queued job: run (perhaps several times), then told the batch's outcome once.
+trait Job: Send {
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> Step;
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct Queued<F, R, D> {
+    f: F,
+    result: Option<Result<R, StoreError>>,
+    done: D,
+}
+
+impl<F, R, D> Job for Queued<F, R, D>
+where
+    F: Fn(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send,
+    R: Send,
+    D: FnOnce(Result<R, StoreError>) + Send,
+{
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> Step {
+        let result = (self.f)(ctx);
+        let step = match &result {
+            Err(StoreError::Retry) => Step::Retry,
+            Err(StoreError::Db(_) | StoreError::Corrupt(_) | StoreError::Unavailable(_)) => {
+                Step::Fatal
+            }
+            _ => Step::Done,
+        };
+        self.result = Some(result);
+        step
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let me = *self;
+        let result = me.result.unwrap_or(Err(StoreError::Closed));
+        (me.done)(match commit {
+            // A job's own domain error stands even when the batch failed after it.
+            Err(e) => result.and(Err(e)),
+            Ok(()) => result,
+        });
+    }
+}
+
 /// Wraps `f` as a job: once the batch's commit is known, `done` gets the job's error if it
-/// failed, else the commit's error, else its value. A store-level error poisons the batch.
-fn job<R, F>(f: F, done: impl FnOnce(Result<R, StoreError>) + Send + 'static) -> Job
+/// failed, else the commit's error, else its value.
+fn job<R, F>(f: F, done: impl FnOnce(Result<R, StoreError>) + Send + 'static) -> Box<dyn Job>
 where
     R: Send + 'static,
-    F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+    F: Fn(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
 {
-    Box::new(move |ctx| {
-        let result = f(ctx);
-        let fatal = matches!(result, Err(StoreError::Db(_) | StoreError::Corrupt(_)));
-        let finish: Finisher =
-            Box::new(move |commit| done(result.and_then(|r| commit.map(|()| r))));
-        (finish, fatal)
+    Box::new(Queued {
+        f,
+        result: None,
+        done,
     })
 }
 
@@ -175,12 +267,12 @@ pub fn spawn(
     max_batch: usize,
     hooks: Hooks,
 ) -> Result<(Writer, WriterThread, watch::Receiver<u64>), StoreError> {
-    let (next_seq, last_hash) = audit_head(&db)?;
-    let (tx, rx) = mpsc::channel::<Job>(8192);
-    let (seq_tx, seq_rx) = watch::channel(next_seq - 1);
+    let head = audit_head(&db)?;
+    let (tx, rx) = mpsc::channel::<Box<dyn Job>>(8192);
+    let (seq_tx, seq_rx) = watch::channel(head.0 - 1);
     let handle = std::thread::Builder::new()
         .name("latchkey-writer".into())
-        .spawn(move || run(db, rx, max_batch.max(1), next_seq, last_hash, seq_tx, hooks))
+        .spawn(move || run(db, rx, max_batch.max(1), head, seq_tx, hooks))
         .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
     Ok((Writer { tx }, WriterThread(handle), seq_rx))
 }
@@ -192,16 +284,70 @@ fn audit_head(db: &Database) -> Result<(u64, String), StoreError> {
     }
 }
 
+/// What one run of a batch came to.
+enum Attempt {
+    /// Committed; the chain's new head, and what to announce.
+    Committed((u64, String), Vec<Notice>, bool),
+    /// Run it again.
+    Retry,
+    /// Failed; every job fails with this.
+    Failed(StoreError),
+}
+
+/// Runs every job of the batch in one transaction, numbers their events and commits.
+fn attempt(db: &Database, batch: &mut [Box<dyn Job>], head: &(u64, String)) -> Attempt {
+    let txn: WriteTransaction = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            return Attempt::Failed(StoreError::Closed);
+        }
+    };
+    let mut ctx = WriteCtx::new(RedbWrite(&txn));
+    let mut worst = Step::Done;
+    for job in batch.iter_mut() {
+        match job.run(&mut ctx) {
+            Step::Done => {}
+            Step::Retry => {
+                worst = Step::Retry;
+                break;
+            }
+            Step::Fatal => worst = Step::Fatal,
+        }
+    }
+    let numbered = match worst {
+        Step::Done => ctx.number(head.clone()),
+        Step::Retry => Err(StoreError::Retry),
+        Step::Fatal => Err(StoreError::Db(
+            "a job failed inside the transaction".to_string(),
+        )),
+    };
+    let (notices, deadline_added) = (std::mem::take(&mut ctx.notices), ctx.deadline_added);
+    drop(ctx);
+    match numbered {
+        Ok(new_head) => match txn.commit() {
+            Ok(()) => Attempt::Committed(new_head, notices, deadline_added),
+            Err(e) => Attempt::Failed(StoreError::Db(e.to_string())),
+        },
+        Err(e) => {
+            let _ = txn.abort();
+            match e {
+                StoreError::Retry => Attempt::Retry,
+                e => Attempt::Failed(e),
+            }
+        }
+    }
+}
+
 fn run(
     db: Arc<Database>,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
-    mut next_seq: u64,
-    mut last_hash: String,
+    mut head: (u64, String),
     seq_tx: watch::Sender<u64>,
     hooks: Hooks,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -210,46 +356,20 @@ fn run(
                 Err(_) => break,
             }
         }
-        let txn = match db.begin_write() {
-            Ok(t) => t,
-            Err(e) => {
-                // Dropping the jobs answers their callers with `Closed` (503).
-                tracing::error!(error = %e, "cannot begin a write transaction");
-                batch.clear();
-                continue;
+        let mut outcome = Attempt::Retry;
+        for _ in 0..MAX_ATTEMPTS {
+            outcome = attempt(&db, &mut batch, &head);
+            if !matches!(outcome, Attempt::Retry) {
+                break;
             }
-        };
-        let mut ctx = WriteCtx {
-            txn: &txn,
-            next_seq,
-            last_hash: last_hash.clone(),
-            now: time::OffsetDateTime::now_utc(),
-            notices: Vec::new(),
-            deadline_added: false,
-        };
-        let mut finishers = Vec::with_capacity(batch.len());
-        let mut poisoned = false;
-        for job in batch.drain(..) {
-            let (finish, fatal) = job(&mut ctx);
-            poisoned |= fatal;
-            finishers.push(finish);
         }
-        let (new_seq, new_hash, notices, deadline_added) =
-            (ctx.next_seq, ctx.last_hash, ctx.notices, ctx.deadline_added);
-        let outcome = if poisoned {
-            let _ = txn.abort();
-            Err("a job failed inside the transaction".to_string())
-        } else {
-            txn.commit().map_err(|e| e.to_string())
-        };
         match outcome {
-            Ok(()) => {
-                next_seq = new_seq;
-                last_hash = new_hash;
-                let _ = seq_tx.send(next_seq - 1);
+            Attempt::Committed(new_head, notices, deadline_added) => {
+                head = new_head;
+                let _ = seq_tx.send(head.0 - 1);
                 // Callers first, so a request is answered before its notice wakes a poller.
-                for f in finishers {
-                    f(Ok(()));
+                for job in batch.drain(..) {
+                    job.finish(Ok(()));
                 }
                 for n in notices {
                     hooks.notices.publish(n);
@@ -258,10 +378,24 @@ fn run(
                     hooks.deadlines.notify_one();
                 }
             }
-            Err(msg) => {
-                tracing::error!(error = %msg, "write batch aborted; every request in it fails");
-                for f in finishers {
-                    f(Err(StoreError::Db(msg.clone())));
+            Attempt::Retry => {
+                tracing::error!("a write batch kept conflicting; every request in it fails");
+                for job in batch.drain(..) {
+                    job.finish(Err(StoreError::Unavailable(
+                        "the database kept reporting conflicts; try again".into(),
+                    )));
+                }
+            }
+            Attempt::Failed(e) => {
+                tracing::error!(error = %e, "write batch aborted; every request in it fails");
+                let msg = e.to_string();
+                for job in batch.drain(..) {
+                    let e = match &e {
+                        StoreError::Closed => StoreError::Closed,
+                        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                        _ => StoreError::Db(msg.clone()),
+                    };
+                    job.finish(Err(e));
                 }
             }
         }
