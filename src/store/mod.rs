@@ -15,6 +15,7 @@ pub mod kv;
 mod lease_end;
 mod lease_use;
 mod leases;
+pub mod pg_cluster;
 mod policies;
 mod rewrap;
 mod secret_writes;
