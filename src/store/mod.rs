@@ -15,7 +15,13 @@ pub mod kv;
 mod lease_end;
 mod lease_use;
 mod leases;
+pub mod pg;
 pub mod pg_cluster;
+mod pg_listen;
+mod pg_schema;
+#[cfg(test)]
+mod pg_tests;
+mod pg_txn;
 mod policies;
 mod rewrap;
 mod secret_writes;
