@@ -532,3 +532,30 @@ fn measure_point_reads_and_writes() {
          get inside one read txn {inside:?}, put+commit {write:?}"
     );
 }
+
+#[test]
+fn a_statement_timeout_is_unavailable_and_a_closed_backend_answers() {
+    let Some((_, url)) = database("timeouts") else {
+        return;
+    };
+    let mut opts = PgOptions::new(url);
+    opts.statement_timeout = Duration::from_millis(300);
+    let b = PgBackend::connect(opts).unwrap();
+    b.migrate(GENESIS).unwrap();
+    let mut w = b.begin_write();
+    let started = Instant::now();
+    let slow = w.execute_raw("SELECT pg_sleep(5)");
+    assert!(matches!(slow, Err(KvError::Unavailable(_))), "{slow:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut by statement_timeout"
+    );
+    drop(w);
+    // A transaction that outlives its backend answers (Unavailable) instead of hanging.
+    let r = b.begin_read();
+    drop(b);
+    match r.get(Table::Scratch, b"k") {
+        Err(KvError::Unavailable(_)) => {}
+        other => panic!("after the backend is gone: {other:?}"),
+    }
+}
