@@ -60,7 +60,7 @@ pub enum Table {
 }
 
 impl Table {
-    /// Every table of the seam (a backend creates them all).
+    /// Every table (a new variant goes here too: PostgreSQL makes one table per entry).
     pub const ALL: [Table; 23] = [
         Table::Secrets,
         Table::Versions,
@@ -127,6 +127,16 @@ pub enum KvError {
     /// The backend refused or failed.
     #[error("storage: {0}")]
     Backend(String),
+    /// The transaction lost a race (serialization failure, deadlock): the writer re-runs the
+    /// whole batch.
+    #[error("storage: transaction to be retried: {0}")]
+    Retry(String),
+    /// The database cannot be reached or is shutting down (the API answers 503).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The database's schema is newer than this build knows.
+    #[error("storage schema: {0}")]
+    Schema(String),
 }
 
 fn backend(e: impl std::fmt::Display) -> KvError {
@@ -509,25 +519,38 @@ pub fn json_value(v: impl serde::Serialize) -> Result<Vec<u8>, KvError> {
     serde_json::to_vec(&v).map_err(backend)
 }
 
+/// The behaviour every backend must show: each backend's tests run [`contract::run`].
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::store::keys::{prefix_end, tuple_prefix};
-    use redb::ReadableDatabase;
+pub(crate) mod contract {
+    use std::ops::Bound;
 
-    /// The behaviour every backend must show (run against each one).
-    fn contract(db: &redb::Database) {
+    use super::{ReadTxn, Table, WriteTxn};
+    use crate::store::keys::{Key, prefix_end, tuple_prefix};
+
+    /// A backend under test: a committed write transaction, a read snapshot.
+    pub(crate) trait Backend {
+        /// Runs `f` in one write transaction and commits it.
+        fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTxn));
+        /// A read snapshot of what is committed.
+        fn read(&self) -> Box<dyn ReadTxn + '_>;
+    }
+
+    fn values(rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<&[u8]> {
+        rows.iter().map(|(_, v)| v.as_slice()).collect()
+    }
+
+    /// Runs the contract against `b` (on `Table::Scratch`, expected empty).
+    pub(crate) fn run(b: &dyn Backend) {
         let t = Table::Scratch;
-        let w = db.begin_write().unwrap();
-        {
-            let mut tx = RedbWrite(&w);
+        b.write(&mut |tx| {
             for (agent, lease) in [
                 ("a", "03"),
                 ("a", "01"),
                 ("ab", "00"),
                 ("a", "02"),
                 ("b", "9"),
+                ("a", "04"),
             ] {
                 tx.put(t, &(agent, lease).encode(), lease.as_bytes())
                     .unwrap();
@@ -535,28 +558,62 @@ mod tests {
             assert_eq!(tx.get(t, &("a", "02").encode()).unwrap().unwrap(), b"02");
             assert!(tx.delete(t, &("b", "9").encode()).unwrap());
             assert!(!tx.delete(t, &("b", "9").encode()).unwrap());
-        }
-        w.commit().unwrap();
-        let r = RedbRead(db.begin_read().unwrap());
+            // A put over a key replaces its value; the transaction reads its own writes.
+            tx.put(t, &("a", "04").encode(), b"04*").unwrap();
+            assert_eq!(tx.get(t, &("a", "04").encode()).unwrap().unwrap(), b"04*");
+            tx.put(t, &("c", "").encode(), b"").unwrap();
+        });
+        let r = b.read();
         // Agent "a"'s leases, in order, without "ab"'s: a prefix range on the first part.
         let start = tuple_prefix("a");
         let end = prefix_end(&start).unwrap();
         let rows = r
             .range(t, Bound::Included(&start), Bound::Excluded(&end), false, 10)
             .unwrap();
-        let values: Vec<&[u8]> = rows.iter().map(|(_, v)| v.as_slice()).collect();
-        assert_eq!(values, [b"01", b"02", b"03"]);
+        assert_eq!(values(&rows), [&b"01"[..], b"02", b"03", b"04*"]);
         let newest = r
             .range(t, Bound::Included(&start), Bound::Excluded(&end), true, 2)
             .unwrap();
-        assert_eq!(newest[0].1, b"03");
-        assert_eq!(newest.len(), 2);
+        assert_eq!(values(&newest), [&b"04*"[..], b"03"]);
+        // Excluded / included / unbounded ends, both directions.
+        let k2 = ("a", "02").encode();
+        let k3 = ("a", "03").encode();
+        let after = r
+            .range(t, Bound::Excluded(&k2), Bound::Included(&k3), false, 10)
+            .unwrap();
+        assert_eq!(values(&after), [b"03"]);
+        let upto = r
+            .range(t, Bound::Unbounded, Bound::Included(&k2), true, 10)
+            .unwrap();
+        assert_eq!(values(&upto), [b"02", b"01"]);
+        let all = r
+            .range(t, Bound::Unbounded, Bound::Unbounded, false, usize::MAX)
+            .unwrap();
+        assert_eq!(values(&all), [&b"01"[..], b"02", b"03", b"04*", b"00", b""]);
+        assert_eq!(all[0].0, ("a", "01").encode(), "keys come back as stored");
+        let from = r
+            .range(t, Bound::Included(&k3), Bound::Unbounded, false, 0)
+            .unwrap();
+        assert!(from.is_empty(), "limit 0");
+        assert_eq!(r.get(t, &("c", "").encode()).unwrap().unwrap(), b"");
         assert!(r.get(t, &("b", "9").encode()).unwrap().is_none());
         assert!(
             r.get(Table::Leases, b"x").unwrap().is_none(),
-            "a table not yet made"
+            "a table not yet written"
+        );
+        assert!(
+            r.range(Table::Leases, Bound::Unbounded, Bound::Unbounded, false, 9)
+                .unwrap()
+                .is_empty()
         );
     }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use redb::ReadableDatabase;
 
     #[test]
     fn a_typed_table_is_converted_once() {
@@ -582,10 +639,24 @@ mod tests {
         assert!(r.0.open_table(OLD).is_err(), "the old table is gone");
     }
 
+    struct Redb(redb::Database);
+
+    impl contract::Backend for Redb {
+        fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTxn)) {
+            let w = self.0.begin_write().unwrap();
+            f(&mut RedbWrite(&w));
+            w.commit().unwrap();
+        }
+
+        fn read(&self) -> Box<dyn ReadTxn + '_> {
+            Box::new(RedbRead(self.0.begin_read().unwrap()))
+        }
+    }
+
     #[test]
     fn redb_keeps_the_contract() {
         let dir = tempfile::tempdir().unwrap();
         let db = redb::Database::create(dir.path().join("kv.redb")).unwrap();
-        contract(&db);
+        contract::run(&Redb(db));
     }
 }

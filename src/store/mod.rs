@@ -15,6 +15,13 @@ pub mod kv;
 mod lease_end;
 mod lease_use;
 mod leases;
+pub mod pg;
+pub mod pg_cluster;
+mod pg_listen;
+mod pg_schema;
+#[cfg(test)]
+mod pg_tests;
+mod pg_txn;
 mod policies;
 mod rewrap;
 mod secret_writes;
@@ -105,7 +112,9 @@ pub enum StoreError {
 impl From<kv::KvError> for StoreError {
     fn from(e: kv::KvError) -> Self {
         match e {
-            kv::KvError::Backend(m) => StoreError::Db(m),
+            kv::KvError::Backend(m) | kv::KvError::Schema(m) => StoreError::Db(m),
+            kv::KvError::Retry(_) => StoreError::Retry,
+            kv::KvError::Unavailable(m) => StoreError::Unavailable(m),
         }
     }
 }
