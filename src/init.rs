@@ -43,16 +43,26 @@ pub fn create_keyring(dir: &Path) -> anyhow::Result<bool> {
         .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
     let (master, generated) = match resolve_master_key(dir) {
         Ok(k) => (k, false),
-        Err(KeyringError::NoMasterKey) => {
-            let key = random_bytes::<32>();
-            let b64 = zeroize::Zeroizing::new(STANDARD.encode(key.as_ref()));
-            write_private(&dir.join(MASTER_KEY_FILE), b64.as_bytes())?;
-            (key, true)
-        }
+        Err(KeyringError::NoMasterKey) => (create_master_key(dir)?, true),
         Err(e) => return Err(e.into()),
     };
     Keyring::generate().save(dir, &master)?;
     Ok(generated)
+}
+
+/// Generates a master key into `dir/master.key` (0600; the directory made 0700 when missing).
+pub fn create_master_key(dir: &Path) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
+    let key = random_bytes::<32>();
+    let b64 = zeroize::Zeroizing::new(STANDARD.encode(key.as_ref()));
+    write_private(&dir.join(MASTER_KEY_FILE), b64.as_bytes())?;
+    Ok(key)
 }
 
 /// Mints an admin token in an initialised data directory (opens and closes the store).

@@ -57,8 +57,9 @@ use crate::config::Config;
 use crate::state::AppState;
 use crate::store::Store;
 
-/// Opens the data directory: unseals the keyring with the master key (refusing a wrong
-/// key before anything is opened for writing) and opens the store.
+/// Opens the store `config` names: unseals the keyring with the master key (refusing a wrong
+/// key before anything is opened for writing) and opens the database — the redb file of the
+/// data directory, or the PostgreSQL database of `store.url`.
 pub fn open_store(
     config: &Config,
 ) -> anyhow::Result<(
@@ -66,6 +67,9 @@ pub fn open_store(
     store::writer::WriterThread,
     zeroize::Zeroizing<[u8; 32]>,
 )> {
+    if config.store.backend == config::StoreBackend::Postgres {
+        return open_postgres(config);
+    }
     let dir = &config.data_dir;
     if !dir.join(crypto::keyring::KEYRING_FILE).exists() {
         anyhow::bail!(
@@ -79,6 +83,82 @@ pub fn open_store(
     let (store, writer) = Store::open(dir, keyring, config.store.max_batch)
         .with_context(|| format!("cannot open the database in {}", dir.display()))?;
     Ok((store, writer, master))
+}
+
+/// The PostgreSQL options of `config`.
+pub fn pg_options(config: &Config) -> store::pg::PgOptions {
+    let mut opts = store::pg::PgOptions::new(config.store.url.0.clone());
+    opts.pool_size = config.store.pool_size;
+    opts.statement_timeout = std::time::Duration::from_secs(config.store.statement_timeout_seconds);
+    opts
+}
+
+/// [`open_store`] on PostgreSQL: the keyring is read from the database and unsealed before
+/// the schema is touched, so a wrong master key changes nothing.
+fn open_postgres(
+    config: &Config,
+) -> anyhow::Result<(
+    Store,
+    store::writer::WriterThread,
+    zeroize::Zeroizing<[u8; 32]>,
+)> {
+    let opts = pg_options(config);
+    let shown = opts.url.redacted();
+    let master = crypto::keyring::resolve_master_key(&config.data_dir)?;
+    let pg = store::pg::PgBackend::connect(opts)
+        .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+    let keyring = match store::pg_open::load_keyring(&pg, &master) {
+        Ok(Some(ring)) => ring,
+        Err(e @ crypto::KeyringError::WrongMasterKey(_)) => return Err(e.into()),
+        Err(e) if !e.to_string().contains("does not exist") => {
+            anyhow::bail!("cannot read the keyring from the PostgreSQL database at {shown}: {e}")
+        }
+        Ok(None) | Err(_) => anyhow::bail!(
+            "the PostgreSQL database at {shown} is not initialised: run `latchkey init --store-url …` first"
+        ),
+    };
+    pg.migrate(crate::audit::GENESIS)
+        .with_context(|| format!("cannot bring the schema at {shown} up to date"))?;
+    let (store, writer) = Store::open_pg(pg, keyring, config.store.max_batch)?;
+    Ok((store, writer, master))
+}
+
+/// Initialises a PostgreSQL database for Latchkey: the schema (under an advisory lock), the
+/// keyring sealed under the master key (kept when one is there and the key opens it), and an
+/// admin token. Without a master key (`LATCHKEY_MASTER_KEY`, `LATCHKEY_MASTER_KEY_FILE` or
+/// the data directory's `master.key`) one is generated into the data directory. Returns the
+/// token and whether a master key was generated.
+pub async fn init_postgres(config: &Config, description: &str) -> anyhow::Result<(String, bool)> {
+    let opts = pg_options(config);
+    let shown = opts.url.redacted();
+    let (master, generated) = match crypto::keyring::resolve_master_key(&config.data_dir) {
+        Ok(k) => (k, false),
+        Err(crypto::KeyringError::NoMasterKey) => {
+            (init::create_master_key(&config.data_dir)?, true)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let cfg = config.clone();
+    let (store, writer) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let pg = store::pg::PgBackend::connect(opts)
+            .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+        pg.migrate(crate::audit::GENESIS)?;
+        let fresh = crypto::Keyring::generate();
+        store::pg_open::save_keyring(&pg, &fresh, &master, true)?;
+        let ring = store::pg_open::load_keyring(&pg, &master)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .ok_or_else(|| anyhow::anyhow!("the keyring was not stored"))?;
+        Ok(Store::open_pg(pg, ring, cfg.store.max_batch)?)
+    })
+    .await??;
+    let (token, _) = store
+        .create_admin_token(description.to_string(), store::Origin::system())
+        .await?;
+    drop(store);
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .ok();
+    Ok((token, generated))
 }
 
 /// How long a stopping daemon gives the requests in flight (long-polls answer at once) and

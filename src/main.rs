@@ -34,6 +34,11 @@ enum Command {
         /// Config file.
         #[arg(long, env = "LATCHKEY_CONFIG", hide_env_values = true)]
         config: Option<PathBuf>,
+        /// Initialise a PostgreSQL database instead (`postgres://user:pass@host/db`; the same as
+        /// `[store] backend = "postgres"` with `url`, or LATCHKEY_STORE_URL / _FILE, which keep
+        /// the password out of the process list).
+        #[arg(long)]
+        store_url: Option<String>,
     },
     /// Run the daemon.
     Serve {
@@ -182,10 +187,22 @@ async fn main() -> ExitCode {
     let cli = parse();
     let client = matches!(cli.command, Command::Client(_));
     let result = match cli.command {
-        Command::Init { data_dir, config } => async {
-            let cfg = load_config(config, data_dir, None)?;
-            let (token, generated) = latchkey::init::init(&cfg).await?;
-            println!("initialised {}", cfg.data_dir.display());
+        Command::Init { data_dir, config, store_url } => async {
+            let mut cfg = load_config(config, data_dir, None)?;
+            if let Some(url) = store_url {
+                cfg.store.backend = latchkey::config::StoreBackend::Postgres;
+                cfg.store.url = latchkey::config::Credential(url);
+            }
+            let (token, generated) = if cfg.store.backend == latchkey::config::StoreBackend::Postgres {
+                let shown = latchkey::store::pg::PgUrl::new(cfg.store.url.0.clone()).redacted();
+                let out = latchkey::init_postgres(&cfg, "created by latchkey init").await?;
+                println!("initialised the PostgreSQL database at {shown}");
+                out
+            } else {
+                let out = latchkey::init::init(&cfg).await?;
+                println!("initialised {}", cfg.data_dir.display());
+                out
+            };
             if generated {
                 println!("master key: {}/master.key (move it to LATCHKEY_MASTER_KEY_FILE for production)", cfg.data_dir.display());
             }

@@ -30,6 +30,27 @@ pub struct TokenConfig {
 pub struct StoreConfig {
     /// Most writes grouped into one durable commit.
     pub max_batch: usize,
+    /// `redb` (one file in the data directory; the default) or `postgres` (any number of
+    /// daemons on one database).
+    pub backend: StoreBackend,
+    /// The PostgreSQL URL (`postgres://user:pass@host:5432/db`); a credential: never logged
+    /// (`LATCHKEY_STORE_URL`, or `LATCHKEY_STORE_URL_FILE` for a file holding it).
+    pub url: super::Credential,
+    /// PostgreSQL connections per daemon.
+    pub pool_size: usize,
+    /// A PostgreSQL statement taking longer than this fails (503 `unavailable`).
+    pub statement_timeout_seconds: u64,
+}
+
+/// Which store holds the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The embedded redb file.
+    #[default]
+    Redb,
+    /// A PostgreSQL database shared by every daemon.
+    Postgres,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +74,12 @@ impl Default for TokenConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { max_batch: 256 }
+        StoreConfig {
+            max_batch: 256,
+            backend: StoreBackend::Redb,
+            url: super::Credential(String::new()),
+            pool_size: 16,
+            statement_timeout_seconds: 5,
+        }
     }
 }

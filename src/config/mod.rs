@@ -20,7 +20,7 @@ pub use channels::{
     ChannelsConfig, Credential, DiscordRoute, DiscordSettings, TelegramRoute, TelegramSettings,
 };
 pub use jobs::{JobConfig, JobsConfig};
-pub use limits::{HttpConfig, StoreConfig, TokenConfig};
+pub use limits::{HttpConfig, StoreBackend, StoreConfig, TokenConfig};
 pub use webhooks::WebhooksConfig;
 
 /// Everything the daemon can be told.

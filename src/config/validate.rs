@@ -36,6 +36,25 @@ impl Config {
         if !(1..=4096).contains(&self.store.max_batch) {
             return bad("store.max_batch must be between 1 and 4096".into());
         }
+        if self.store.backend == super::StoreBackend::Postgres && self.store.url.0.trim().is_empty()
+        {
+            return bad(
+                "store.backend = \"postgres\" needs store.url (postgres://user:pass@host/db)"
+                    .into(),
+            );
+        }
+        if self.store.backend == super::StoreBackend::Redb && !self.store.url.0.is_empty() {
+            return bad(
+                "store.url is set but store.backend is \"redb\"; set store.backend = \"postgres\""
+                    .into(),
+            );
+        }
+        if !(1..=1024).contains(&self.store.pool_size) {
+            return bad("store.pool_size must be between 1 and 1024".into());
+        }
+        if !(1..=3600).contains(&self.store.statement_timeout_seconds) {
+            return bad("store.statement_timeout_seconds must be between 1 and 3600".into());
+        }
         let a = &self.approvals;
         if a.default_deadline_seconds == 0
             || a.default_lease_ttl_seconds == 0

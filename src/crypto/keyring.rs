@@ -153,6 +153,14 @@ impl Keyring {
 
     /// Writes the keyring, sealed under `master`, atomically (temp file + rename), mode 0600.
     pub fn save(&self, dir: &Path, master: &[u8; 32]) -> Result<(), KeyringError> {
+        let path = dir.join(KEYRING_FILE);
+        let json = self.seal(master).map_err(|why| malformed(&path, why))?;
+        write_private(&path, &json)
+    }
+
+    /// The keyring as JSON, every key sealed under `master` (what `keyring.json` holds, and
+    /// what a PostgreSQL store keeps in its `latchkey_meta` table).
+    pub fn seal(&self, master: &[u8; 32]) -> Result<Vec<u8>, String> {
         let file = KeyringFile {
             format: 1,
             signing_key: STANDARD.encode(aead_seal(
@@ -170,9 +178,7 @@ impl Keyring {
                 })
                 .collect(),
         };
-        let path = dir.join(KEYRING_FILE);
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| malformed(&path, e.to_string()))?;
-        write_private(&path, &json)
+        serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())
     }
 
     /// Reads and unseals the keyring; a wrong master key is refused.
@@ -182,20 +188,27 @@ impl Keyring {
             path: path.clone(),
             source,
         })?;
+        Keyring::unseal(&raw, master, &path)
+    }
+
+    /// Unseals a keyring sealed by [`Keyring::seal`]; `origin` names where it came from in
+    /// errors (a file, or the database). A wrong master key is refused.
+    pub fn unseal(raw: &[u8], master: &[u8; 32], origin: &Path) -> Result<Keyring, KeyringError> {
+        let path = origin;
         let file: KeyringFile =
-            serde_json::from_slice(&raw).map_err(|e| malformed(&path, e.to_string()))?;
+            serde_json::from_slice(raw).map_err(|e| malformed(path, e.to_string()))?;
         if file.format != 1 || file.keys.is_empty() {
-            return Err(malformed(&path, "unsupported format or no keys".into()));
+            return Err(malformed(path, "unsupported format or no keys".into()));
         }
         let open = |aad: &[u8], b64: &str| -> Result<Zeroizing<[u8; 32]>, KeyringError> {
             let blob = STANDARD
                 .decode(b64)
-                .map_err(|e| malformed(&path, e.to_string()))?;
+                .map_err(|e| malformed(path, e.to_string()))?;
             let plain = aead_open(master, aad, &blob)
-                .map_err(|_| KeyringError::WrongMasterKey(path.clone()))?;
+                .map_err(|_| KeyringError::WrongMasterKey(path.to_path_buf()))?;
             let mut key = Zeroizing::new([0u8; 32]);
             if plain.len() != 32 {
-                return Err(malformed(&path, "key of wrong length".into()));
+                return Err(malformed(path, "key of wrong length".into()));
             }
             key.copy_from_slice(&plain);
             Ok(key)

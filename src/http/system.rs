@@ -157,16 +157,10 @@ pub async fn keys_rotate(
     let _guard = state.keys_lock.lock().await;
     let dir = state.config.data_dir.clone();
     let master = state.master_key.clone();
-    let ring =
-        tokio::task::spawn_blocking(move || -> Result<Keyring, crate::crypto::KeyringError> {
-            let mut ring = Keyring::load(&dir, &master)?;
-            ring.add_generated();
-            ring.save(&dir, &master)?;
-            Ok(ring)
-        })
+    let store = state.store.clone();
+    let ring = tokio::task::spawn_blocking(move || store.rotate_keyring(&dir, &master))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
     let newest = ring.newest().id;
     let list = key_list(&ring);
     state.store.set_keyring(ring);

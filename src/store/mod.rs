@@ -1,13 +1,15 @@
 //! The storage seam. Every read and write of persistent state goes through the domain-level
-//! operations of [`Store`] (secrets, identities, the audit log), never raw key/value calls,
-//! so that a second backend can be added behind the same operations later. This is the redb
-//! implementation: one file, concurrent read transactions, and one writer thread that
-//! group-commits the writes that arrive together (see [`writer`]).
+//! operations of [`Store`] (secrets, identities, the audit log), written once over the
+//! transactional table seam ([`kv`]) that two backends implement: redb (one file, the
+//! embedded default) and PostgreSQL (any number of daemons on one database; [`pg`]). Each
+//! daemon has one writer thread that group-commits the writes that arrive together (see
+//! [`writer`]). docs/STORAGE.md has the design.
 
 mod agents;
 mod approvals;
 mod audit_append;
 mod audit_log;
+pub mod backend;
 mod credentials;
 mod housekeeping;
 pub mod keys;
@@ -18,6 +20,7 @@ mod leases;
 pub mod pg;
 pub mod pg_cluster;
 mod pg_listen;
+pub mod pg_open;
 mod pg_schema;
 #[cfg(test)]
 mod pg_tests;
@@ -36,7 +39,7 @@ pub(crate) mod writer;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadableDatabase};
+use redb::Database;
 use tokio::sync::{Notify, watch};
 
 use crate::notice::Notices;
@@ -157,10 +160,10 @@ impl Origin {
 /// Shared, swappable keyring (rotation replaces it).
 pub type KeyringHandle = Arc<RwLock<Arc<Keyring>>>;
 
-/// The store: a redb database, its writer thread and the keyring.
+/// The store: a database (redb or PostgreSQL), its writer thread and the keyring.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    backend: backend::Backend,
     writer: writer::Writer,
     keyring: KeyringHandle,
     committed: watch::Receiver<u64>,
@@ -185,15 +188,24 @@ impl Store {
             e => e.into(),
         })?);
         tables::ensure(&db)?;
+        Store::start(backend::Backend::Redb(db), keyring, max_batch)
+    }
+
+    /// Starts the writer on an opened backend.
+    fn start(
+        backend: backend::Backend,
+        keyring: Keyring,
+        max_batch: usize,
+    ) -> Result<(Store, writer::WriterThread), StoreError> {
         let hooks = writer::Hooks {
             notices: Notices::new(4096),
             deadlines: Arc::new(Notify::new()),
         };
-        let (writer, thread, committed) = writer::spawn(db.clone(), max_batch, hooks.clone())?;
+        let (writer, thread, committed) = writer::spawn(backend.clone(), max_batch, hooks.clone())?;
         let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
         Ok((
             Store {
-                db,
+                backend,
                 writer,
                 keyring,
                 committed,
@@ -236,8 +248,8 @@ impl Store {
     }
 
     /// A read snapshot behind the table seam.
-    fn kv_read(&self) -> Result<kv::RedbRead, StoreError> {
-        Ok(kv::RedbRead(self.db.begin_read()?))
+    fn kv_read(&self) -> Result<backend::AnyRead, StoreError> {
+        Ok(self.backend.begin_read()?)
     }
 
     /// Runs `f` inside the next group commit; answers after the commit is durable.

@@ -300,6 +300,43 @@ impl PgBackend {
         })
     }
 
+    /// A value of the `latchkey_meta` table (the sealed keyring, the schema version).
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>, KvError> {
+        let pool = self.inner.pool.clone();
+        let key = key.to_string();
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let rows = client
+                .query("SELECT value FROM latchkey_meta WHERE key = $1", &[&key])
+                .await
+                .map_err(classify)?;
+            rows.first()
+                .map(|r| r.try_get::<_, String>(0).map_err(classify))
+                .transpose()
+        })
+    }
+
+    /// Sets a value of `latchkey_meta`; with `only_if_absent` an existing value stays.
+    /// Answers whether it wrote.
+    pub fn meta_put(&self, key: &str, value: &str, only_if_absent: bool) -> Result<bool, KvError> {
+        let pool = self.inner.pool.clone();
+        let (key, value) = (key.to_string(), value.to_string());
+        let sql = if only_if_absent {
+            "INSERT INTO latchkey_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+        } else {
+            "INSERT INTO latchkey_meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        };
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let n = client
+                .execute(sql, &[&key, &value])
+                .await
+                .map_err(classify)?;
+            Ok(n == 1)
+        })
+    }
+
     /// A read snapshot (its transaction begins with its first statement).
     pub fn begin_read(&self) -> PgRead {
         PgRead::new(

@@ -261,7 +261,7 @@ fn the_chain_head_orders_concurrent_writers() {
         assert_eq!(event["hash"], event_hash(&prev, seq).as_str());
         prev = event["hash"].as_str().unwrap().to_string();
     }
-    let mut w = b.begin_write();
+    let w = b.begin_write();
     assert_eq!(w.lock_chain_head().unwrap(), (TOTAL + 1, prev));
 }
 

@@ -415,7 +415,7 @@ impl PgWrite {
 
     /// Locks the audit chain's head until this transaction ends (waiting for a concurrent
     /// holder) and answers it: the next seq and the last event's hash.
-    pub fn lock_chain_head(&mut self) -> Result<(u64, String), KvError> {
+    pub fn lock_chain_head(&self) -> Result<(u64, String), KvError> {
         let (seq, hash) = self.txn.call(|c| {
             Box::pin(async move {
                 let rows = c
@@ -440,7 +440,7 @@ impl PgWrite {
     }
 
     /// Moves the audit chain's head (after [`PgWrite::lock_chain_head`]).
-    pub fn set_chain_head(&mut self, seq: u64, hash: &str) -> Result<(), KvError> {
+    pub fn set_chain_head(&self, seq: u64, hash: &str) -> Result<(), KvError> {
         let seq = i64::try_from(seq)
             .map_err(|_| KvError::Backend(format!("audit seq {seq} out of range")))?;
         let hash = hash.to_string();
@@ -496,16 +496,29 @@ impl ReadTxn for PgWrite {
     }
 }
 
-impl WriteTxn for PgWrite {
-    fn put(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+impl PgWrite {
+    /// [`WriteTxn::put`] through a shared reference (the writer's context hands out copies of
+    /// its transaction handle).
+    pub fn put_shared(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         let (key, value) = (key.to_vec(), value.to_vec());
         self.txn
             .call(move |c| Box::pin(async move { c.put(t, &key, &value).await }))
     }
 
-    fn delete(&mut self, t: Table, key: &[u8]) -> Result<bool, KvError> {
+    /// [`WriteTxn::delete`] through a shared reference.
+    pub fn delete_shared(&self, t: Table, key: &[u8]) -> Result<bool, KvError> {
         let key = key.to_vec();
         self.txn
             .call(move |c| Box::pin(async move { c.delete(t, &key).await }))
+    }
+}
+
+impl WriteTxn for PgWrite {
+    fn put(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.put_shared(t, key, value)
+    }
+
+    fn delete(&mut self, t: Table, key: &[u8]) -> Result<bool, KvError> {
+        self.delete_shared(t, key)
     }
 }

@@ -13,11 +13,11 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use redb::{Database, ReadableDatabase, WriteTransaction};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::StoreError;
 use super::audit_log::{AUDIT, last_event};
+use super::backend::{AnyWrite, Backend};
 use super::kv::RedbWrite;
 use crate::audit::{Draft, Event, GENESIS};
 use crate::notice::{Notice, Notices};
@@ -27,11 +27,11 @@ use crate::notice::{Notice, Notices};
 const MAX_ATTEMPTS: usize = 8;
 
 /// Work done once an audit event has its seq (inside the same transaction).
-type SeqHook = Box<dyn for<'t> FnOnce(&mut RedbWrite<'t>, u64) -> Result<(), StoreError> + Send>;
+type SeqHook = Box<dyn for<'t> FnOnce(&mut AnyWrite<'t>, u64) -> Result<(), StoreError> + Send>;
 
 /// What a job sees: the open transaction and the audit appender.
 pub struct WriteCtx<'a> {
-    tx: RedbWrite<'a>,
+    tx: AnyWrite<'a>,
     now: time::OffsetDateTime,
     notices: Vec<Notice>,
     deadline_added: bool,
@@ -40,7 +40,7 @@ pub struct WriteCtx<'a> {
 }
 
 impl<'a> WriteCtx<'a> {
-    fn new(tx: RedbWrite<'a>) -> WriteCtx<'a> {
+    fn new(tx: AnyWrite<'a>) -> WriteCtx<'a> {
         WriteCtx {
             tx,
             now: time::OffsetDateTime::now_utc(),
@@ -52,7 +52,7 @@ impl<'a> WriteCtx<'a> {
     }
 
     /// The batch's transaction behind the table seam.
-    pub fn kv(&self) -> RedbWrite<'a> {
+    pub fn kv(&self) -> AnyWrite<'a> {
         self.tx
     }
 
@@ -67,7 +67,7 @@ impl<'a> WriteCtx<'a> {
     pub fn audit_then(
         &mut self,
         draft: Draft,
-        then: impl for<'t> FnOnce(&mut RedbWrite<'t>, u64) -> Result<(), StoreError> + Send + 'static,
+        then: impl for<'t> FnOnce(&mut AnyWrite<'t>, u64) -> Result<(), StoreError> + Send + 'static,
     ) {
         self.seq_hooks.push((self.drafts.len(), Box::new(then)));
         self.drafts.push(draft);
@@ -263,22 +263,22 @@ where
 
 /// Starts the writer thread.
 pub fn spawn(
-    db: Arc<Database>,
+    backend: Backend,
     max_batch: usize,
     hooks: Hooks,
 ) -> Result<(Writer, WriterThread, watch::Receiver<u64>), StoreError> {
-    let head = audit_head(&db)?;
+    let head = audit_head(&backend)?;
     let (tx, rx) = mpsc::channel::<Box<dyn Job>>(8192);
     let (seq_tx, seq_rx) = watch::channel(head.0 - 1);
     let handle = std::thread::Builder::new()
         .name("latchkey-writer".into())
-        .spawn(move || run(db, rx, max_batch.max(1), head, seq_tx, hooks))
+        .spawn(move || run(backend, rx, max_batch.max(1), head, seq_tx, hooks))
         .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
     Ok((Writer { tx }, WriterThread(handle), seq_rx))
 }
 
-fn audit_head(db: &Database) -> Result<(u64, String), StoreError> {
-    match last_event(&super::kv::RedbRead(db.begin_read()?))? {
+fn audit_head(backend: &Backend) -> Result<(u64, String), StoreError> {
+    match last_event(&backend.begin_read()?)? {
         Some(e) => Ok((e.seq + 1, e.hash)),
         None => Ok((1, GENESIS.to_string())),
     }
@@ -294,53 +294,95 @@ enum Attempt {
     Failed(StoreError),
 }
 
-/// Runs every job of the batch in one transaction, numbers their events and commits.
-fn attempt(db: &Database, batch: &mut [Box<dyn Job>], head: &(u64, String)) -> Attempt {
-    let txn: WriteTransaction = match db.begin_write() {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot begin a write transaction");
-            return Attempt::Failed(StoreError::Closed);
-        }
-    };
-    let mut ctx = WriteCtx::new(RedbWrite(&txn));
-    let mut worst = Step::Done;
+/// Runs every job of the batch in `ctx`'s transaction; fails when the batch may not commit.
+fn run_jobs(ctx: &mut WriteCtx<'_>, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    let mut fatal = false;
     for job in batch.iter_mut() {
-        match job.run(&mut ctx) {
+        match job.run(ctx) {
             Step::Done => {}
-            Step::Retry => {
-                worst = Step::Retry;
-                break;
-            }
-            Step::Fatal => worst = Step::Fatal,
+            Step::Retry => return Err(StoreError::Retry),
+            Step::Fatal => fatal = true,
         }
     }
-    let numbered = match worst {
-        Step::Done => ctx.number(head.clone()),
-        Step::Retry => Err(StoreError::Retry),
-        Step::Fatal => Err(StoreError::Db(
+    if fatal {
+        return Err(StoreError::Db(
             "a job failed inside the transaction".to_string(),
-        )),
-    };
-    let (notices, deadline_added) = (std::mem::take(&mut ctx.notices), ctx.deadline_added);
-    drop(ctx);
-    match numbered {
-        Ok(new_head) => match txn.commit() {
-            Ok(()) => Attempt::Committed(new_head, notices, deadline_added),
-            Err(e) => Attempt::Failed(StoreError::Db(e.to_string())),
-        },
-        Err(e) => {
-            let _ = txn.abort();
-            match e {
-                StoreError::Retry => Attempt::Retry,
-                e => Attempt::Failed(e),
+        ));
+    }
+    Ok(())
+}
+
+/// The outcome of a batch that did not commit.
+fn not_committed(e: StoreError) -> Attempt {
+    match e {
+        StoreError::Retry => Attempt::Retry,
+        e => Attempt::Failed(e),
+    }
+}
+
+/// Runs every job of the batch in one transaction, numbers their events and commits.
+fn attempt(backend: &Backend, batch: &mut [Box<dyn Job>], head: &(u64, String)) -> Attempt {
+    match backend {
+        Backend::Redb(db) => {
+            let txn = match db.begin_write() {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot begin a write transaction");
+                    return Attempt::Failed(StoreError::Closed);
+                }
+            };
+            let mut ctx = WriteCtx::new(AnyWrite::Redb(RedbWrite(&txn)));
+            // One writer per file: the head in memory is the chain's head.
+            let numbered = run_jobs(&mut ctx, batch).and_then(|()| ctx.number(head.clone()));
+            let (notices, deadline_added) = (std::mem::take(&mut ctx.notices), ctx.deadline_added);
+            drop(ctx);
+            match numbered {
+                Ok(new_head) => match txn.commit() {
+                    Ok(()) => Attempt::Committed(new_head, notices, deadline_added),
+                    Err(e) => Attempt::Failed(StoreError::Db(e.to_string())),
+                },
+                Err(e) => {
+                    let _ = txn.abort();
+                    not_committed(e)
+                }
+            }
+        }
+        Backend::Pg(pg) => {
+            let txn = pg.begin_write();
+            let mut ctx = WriteCtx::new(AnyWrite::Pg(&txn));
+            // Several daemons: the head is read, locked, at the last moment (docs/STORAGE.md).
+            let numbered = run_jobs(&mut ctx, batch).and_then(|()| {
+                if ctx.drafts.is_empty() {
+                    return Ok(None);
+                }
+                let head = txn.lock_chain_head()?;
+                let new_head = ctx.number(head)?;
+                txn.set_chain_head(new_head.0, &new_head.1)?;
+                Ok(Some(new_head))
+            });
+            let (notices, deadline_added) = (std::mem::take(&mut ctx.notices), ctx.deadline_added);
+            drop(ctx);
+            match numbered {
+                Ok(new_head) => match txn.commit() {
+                    Ok(()) => Attempt::Committed(
+                        new_head.unwrap_or_else(|| head.clone()),
+                        notices,
+                        deadline_added,
+                    ),
+                    // The outcome of a failed COMMIT is unknown: nothing is acknowledged.
+                    Err(e) => Attempt::Failed(e.into()),
+                },
+                Err(e) => {
+                    let _ = txn.rollback();
+                    not_committed(e)
+                }
             }
         }
     }
 }
 
 fn run(
-    db: Arc<Database>,
+    backend: Backend,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     mut head: (u64, String),
@@ -358,7 +400,7 @@ fn run(
         }
         let mut outcome = Attempt::Retry;
         for _ in 0..MAX_ATTEMPTS {
-            outcome = attempt(&db, &mut batch, &head);
+            outcome = attempt(&backend, &mut batch, &head);
             if !matches!(outcome, Attempt::Retry) {
                 break;
             }

@@ -1,7 +1,7 @@
 //! The audit log: queries and filters, chain verification, tamper detection.
 
 use latchkey::store::keys::Key;
-use latchkey::store::kv::{ReadTxn, RedbWrite, Table, WriteTxn};
+use latchkey::store::kv::{ReadTxn, Table, WriteTxn};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -67,23 +67,17 @@ async fn verify_detects_a_tampered_event() {
     assert_eq!(v["ok"], true, "{v}");
     let total = v["checked"].as_u64().unwrap();
     let (dir, admin) = d.stop().await;
-    {
-        let db = redb::Database::open(dir.path().join("latchkey.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut t = RedbWrite(&txn);
-            let raw = t.get(Table::Audit, &3u64.encode()).unwrap().unwrap();
-            let mut e: Value = serde_json::from_slice(&raw).unwrap();
-            e["resource_path"] = json!("t/innocent");
-            t.put(
-                Table::Audit,
-                &3u64.encode(),
-                &serde_json::to_vec(&e).unwrap(),
-            )
-            .unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    crate::common::raw_write(dir.path(), |t| {
+        let raw = t.get(Table::Audit, &3u64.encode()).unwrap().unwrap();
+        let mut e: Value = serde_json::from_slice(&raw).unwrap();
+        e["resource_path"] = json!("t/innocent");
+        t.put(
+            Table::Audit,
+            &3u64.encode(),
+            &serde_json::to_vec(&e).unwrap(),
+        )
+        .unwrap();
+    });
     let d = Daemon::start_in(dir, admin).await;
     let (s, v) = d.get("/v1/audit/verify").await;
     assert_eq!(s, StatusCode::OK);
@@ -91,17 +85,10 @@ async fn verify_detects_a_tampered_event() {
     assert_eq!(v["first_break"]["seq"], 3, "{v}");
     assert!(v["last_seq"].as_u64().unwrap() >= total);
     let (dir, admin) = d.stop().await;
-    {
-        // Deleting an event is a gap.
-        let db = redb::Database::open(dir.path().join("latchkey.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        assert!(
-            RedbWrite(&txn)
-                .delete(Table::Audit, &2u64.encode())
-                .unwrap()
-        );
-        txn.commit().unwrap();
-    }
+    // Deleting an event is a gap.
+    crate::common::raw_write(dir.path(), |t| {
+        assert!(t.delete(Table::Audit, &2u64.encode()).unwrap());
+    });
     let d = Daemon::start_in(dir, admin).await;
     let (_, v) = d.get("/v1/audit/verify").await;
     assert_eq!(v["first_break"]["seq"], 2, "{v}");

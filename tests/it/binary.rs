@@ -86,6 +86,9 @@ fn sigterm_and_wait(mut child: Child) -> (bool, String) {
 
 #[tokio::test]
 async fn serve_dev_round_trip_sigterm_and_no_values_in_logs() {
+    if crate::common::redb_only() {
+        return;
+    }
     let cwd = tempfile::tempdir().unwrap();
     let (child, addr, token) = serve_dev(cwd.path());
     let mode = std::fs::metadata(cwd.path().join("latchkey-data")).unwrap();
@@ -210,6 +213,9 @@ async fn serve_dev_round_trip_sigterm_and_no_values_in_logs() {
 
 #[test]
 fn init_with_master_key_env_and_wrong_key_refused() {
+    if crate::common::redb_only() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let key_a = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
@@ -286,6 +292,9 @@ fn init_with_master_key_env_and_wrong_key_refused() {
 
 #[test]
 fn sigterm_during_start_up_is_a_graceful_stop() {
+    if crate::common::redb_only() {
+        return;
+    }
     // The export lines are printed while the daemon is still starting (before it serves):
     // a SIGTERM right then must stop it cleanly, not kill it.
     let cwd = tempfile::tempdir().unwrap();
@@ -297,6 +306,9 @@ fn sigterm_during_start_up_is_a_graceful_stop() {
 
 #[test]
 fn bad_config_is_refused_with_file_line_and_field() {
+    if crate::common::redb_only() {
+        return;
+    }
     // Every refusal comes before the port is taken: the address given is already in use, so
     // a daemon that bound first would say "cannot listen" instead.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -340,6 +352,9 @@ fn bad_config_is_refused_with_file_line_and_field() {
 
 #[tokio::test]
 async fn a_second_daemon_on_the_same_data_dir_is_refused_before_it_binds() {
+    if crate::common::redb_only() {
+        return;
+    }
     let cwd = tempfile::tempdir().unwrap();
     let (first, _, _) = serve_dev(cwd.path());
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

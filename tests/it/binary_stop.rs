@@ -74,6 +74,9 @@ async fn call(
 
 #[tokio::test]
 async fn a_stop_answers_waiting_long_polls_and_the_cli_resumes_after_a_restart() {
+    if crate::common::redb_only() {
+        return;
+    }
     let cwd = tempfile::tempdir().unwrap();
     // The same address before and after the restart (the waiting CLI knows only that one).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -231,11 +234,17 @@ fn stop_with_a_stuck_request(signals: usize) -> Option<i32> {
 
 #[test]
 fn a_stuck_request_does_not_hold_the_stop() {
+    if crate::common::redb_only() {
+        return;
+    }
     // The request in flight gets the stop's grace (2 s), then is cut; the exit is clean.
     assert_eq!(stop_with_a_stuck_request(1), Some(0));
 }
 
 #[test]
 fn a_second_signal_exits_at_once() {
+    if crate::common::redb_only() {
+        return;
+    }
     assert_eq!(stop_with_a_stuck_request(2), Some(130));
 }

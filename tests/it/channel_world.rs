@@ -141,8 +141,7 @@ fn configure(cfg: &mut Config, s: &Setup, tg_url: &str, dc_url: &str) {
 
 /// The key that MACs button data, derived as the daemon does from the keyring's signing key.
 fn callback_key(dir: &Path) -> Vec<u8> {
-    let master = latchkey::crypto::keyring::resolve_master_key(dir).unwrap();
-    let ring = latchkey::crypto::Keyring::load(dir, &master).unwrap();
+    let ring = crate::common::keyring_of(dir);
     let mut mac = Hmac::<Sha256>::new_from_slice(ring.signing_key()).unwrap();
     mac.update(b"latchkey approval buttons v1");
     mac.finalize().into_bytes().to_vec()

@@ -25,11 +25,121 @@ pub struct Daemon {
     handle: JoinHandle<anyhow::Result<()>>,
 }
 
-/// A configuration for a data directory.
+/// A configuration for a data directory (and, on PostgreSQL, for the database made for it).
 pub fn config(dir: &Path) -> Config {
-    Config {
+    let mut cfg = Config {
         data_dir: dir.to_path_buf(),
         ..Config::default()
+    };
+    if let Ok(url) = std::fs::read_to_string(dir.join(PG_URL_FILE)) {
+        cfg.store.backend = latchkey::config::StoreBackend::Postgres;
+        cfg.store.url = latchkey::config::Credential(url);
+    }
+    cfg
+}
+
+/// Where a test data directory notes the PostgreSQL database of its daemon.
+const PG_URL_FILE: &str = "test-store-url";
+
+/// Does the suite run on PostgreSQL? The `it_postgres` test target (the same sources as `it`)
+/// does: every daemon gets a fresh database of one throwaway cluster; in `it` each has its
+/// redb file. Without PostgreSQL binaries `it_postgres` skips loudly (each test passes at
+/// once) unless `LATCHKEY_REQUIRE_POSTGRES=1`.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "it_postgres" && pg_cluster().is_some()
+}
+
+/// True in the `it_postgres` run for tests whose daemon is not the in-process one (`serve
+/// --dev` binaries, the SDK suites): they run once, in `it`.
+pub fn redb_only() -> bool {
+    env!("CARGO_CRATE_NAME") == "it_postgres"
+}
+
+/// The suite's throwaway PostgreSQL cluster (started once, stopped when the tests end).
+pub fn pg_cluster() -> Option<&'static latchkey::store::pg_cluster::Cluster> {
+    static CLUSTER: std::sync::OnceLock<Option<latchkey::store::pg_cluster::Cluster>> =
+        std::sync::OnceLock::new();
+    CLUSTER
+        .get_or_init(latchkey::store::pg_cluster::for_tests)
+        .as_ref()
+}
+
+/// Changes a stopped daemon's stored rows directly, through the table seam (tests that tamper
+/// with the store, or pretend time has passed), on whichever backend the directory uses.
+pub fn raw_write(dir: &Path, f: impl FnOnce(&mut latchkey::store::backend::AnyWrite<'_>)) {
+    use latchkey::store::backend::AnyWrite;
+    let cfg = config(dir);
+    if cfg.store.backend == latchkey::config::StoreBackend::Postgres {
+        let pg = latchkey::store::pg::PgBackend::connect(latchkey::pg_options(&cfg)).unwrap();
+        let w = pg.begin_write();
+        f(&mut AnyWrite::Pg(&w));
+        w.commit().unwrap();
+    } else {
+        let db = redb::Database::open(dir.join("latchkey.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        f(&mut AnyWrite::Redb(latchkey::store::kv::RedbWrite(&txn)));
+        txn.commit().unwrap();
+    }
+}
+
+/// Every stored byte of a stopped daemon: the redb file, or every row of every table of its
+/// PostgreSQL database (keys and values).
+pub fn stored_bytes(dir: &Path) -> Vec<u8> {
+    use latchkey::store::kv::{ReadTxn, Table};
+    use std::ops::Bound;
+    let cfg = config(dir);
+    if cfg.store.backend != latchkey::config::StoreBackend::Postgres {
+        return std::fs::read(dir.join("latchkey.redb")).unwrap();
+    }
+    let pg = latchkey::store::pg::PgBackend::connect(latchkey::pg_options(&cfg)).unwrap();
+    let r = pg.begin_read();
+    let mut out = Vec::new();
+    for t in Table::ALL {
+        for (k, v) in r
+            .range(t, Bound::Unbounded, Bound::Unbounded, false, usize::MAX)
+            .unwrap()
+        {
+            out.extend(k);
+            out.extend(v);
+        }
+    }
+    out.extend(
+        pg.meta_get("keyring")
+            .unwrap()
+            .unwrap_or_default()
+            .into_bytes(),
+    );
+    out
+}
+
+/// The keyring of a data directory (or of its PostgreSQL database), unsealed.
+pub fn keyring_of(dir: &Path) -> latchkey::crypto::Keyring {
+    let cfg = config(dir);
+    let master = latchkey::crypto::keyring::resolve_master_key(dir).unwrap();
+    if cfg.store.backend == latchkey::config::StoreBackend::Postgres {
+        let pg = latchkey::store::pg::PgBackend::connect(latchkey::pg_options(&cfg)).unwrap();
+        latchkey::store::pg_open::load_keyring(&pg, &master)
+            .unwrap()
+            .unwrap()
+    } else {
+        latchkey::crypto::Keyring::load(dir, &master).unwrap()
+    }
+}
+
+/// Initialises the store of a fresh data directory; returns an admin token.
+pub async fn init_store(dir: &Path) -> String {
+    if on_postgres() {
+        let cluster = pg_cluster().expect("the it_postgres suite needs PostgreSQL");
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let url = cluster
+            .create_database(&format!("t{}_{n}", std::process::id()))
+            .unwrap();
+        latchkey::crypto::keyring::write_private(&dir.join(PG_URL_FILE), url.as_bytes()).unwrap();
+        let (admin, _) = latchkey::init_postgres(&config(dir), "test").await.unwrap();
+        admin
+    } else {
+        latchkey::init::init(&config(dir)).await.unwrap().0
     }
 }
 
@@ -37,14 +147,14 @@ impl Daemon {
     /// Initialises a fresh data directory and starts the daemon.
     pub async fn start() -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let (admin, _) = latchkey::init::init(&config(dir.path())).await.unwrap();
+        let admin = init_store(dir.path()).await;
         Daemon::start_in(dir, admin).await
     }
 
     /// Initialises a fresh data directory and starts the daemon with a changed config.
     pub async fn start_with(tweak: impl Fn(&mut Config)) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let (admin, _) = latchkey::init::init(&config(dir.path())).await.unwrap();
+        let admin = init_store(dir.path()).await;
         Daemon::start_in_with(dir, admin, tweak).await
     }
 

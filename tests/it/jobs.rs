@@ -3,13 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use redb::TableDefinition;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{Daemon, code, config};
-
-const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
 
 /// One job as `GET /v1/jobs` shows it.
 async fn show_job(d: &Daemon, name: &str) -> Value {
@@ -134,18 +131,18 @@ async fn a_run_missed_while_down_runs_once_at_start() {
     let d = Daemon::start_with(tweak).await;
     let (dir, admin) = d.stop().await;
     // Pretend the daemon has been down for two days: the midnight run was missed.
-    {
-        let db = redb::Database::open(dir.path().join("latchkey.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut t = txn.open_table(JOB_RUNS).unwrap();
-            let two_days_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 86400;
-            let rec = json!({"known_since": two_days_ago, "last_started": null, "last_finished": null, "last_result": null, "last_message": null});
-            t.insert("rewrap", serde_json::to_vec(&rec).unwrap().as_slice())
-                .unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    crate::common::raw_write(dir.path(), |t| {
+        use latchkey::store::keys::Key;
+        use latchkey::store::kv::{Table, WriteTxn};
+        let two_days_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 86400;
+        let rec = json!({"known_since": two_days_ago, "last_started": null, "last_finished": null, "last_result": null, "last_message": null});
+        t.put(
+            Table::JobRuns,
+            &"rewrap".encode(),
+            &serde_json::to_vec(&rec).unwrap(),
+        )
+        .unwrap();
+    });
     let started = time::OffsetDateTime::now_utc().unix_timestamp();
     let d = Daemon::start_in_with(dir, admin, tweak).await;
     let job = job_with_result(&d, "rewrap").await;

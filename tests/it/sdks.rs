@@ -22,6 +22,9 @@ fn have(tool: &str) -> bool {
 
 /// Runs one SDK's suite, or explains why it cannot.
 fn run_suite(sdk: &str, tools: &[&str]) {
+    if crate::common::redb_only() {
+        return;
+    }
     let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
     if !missing.is_empty() {
         let required = std::env::var("LATCHKEY_REQUIRE_SDKS").is_ok_and(|v| v == "1");

@@ -144,9 +144,16 @@ async fn latchkey_value(d: &Daemon, path: &str) -> String {
     use secrecy::ExposeSecret;
     // A second store handle cannot open the same redb file while the daemon runs, so read
     // through a copy of the data directory.
+    // (On PostgreSQL the copy holds the same database's address: a second store opens it
+    // while the daemon runs.)
     let copy = tempfile::tempdir().unwrap();
-    for f in ["latchkey.redb", "keyring.json", "master.key"] {
-        std::fs::copy(d.dir.path().join(f), copy.path().join(f)).unwrap();
+    for f in [
+        "latchkey.redb",
+        "keyring.json",
+        "master.key",
+        "test-store-url",
+    ] {
+        let _ = std::fs::copy(d.dir.path().join(f), copy.path().join(f));
     }
     let (store, writer, _) = latchkey::open_store(&crate::common::config(copy.path())).unwrap();
     let v = String::from_utf8(

@@ -2,7 +2,7 @@
 //! and re-wrap, no plaintext in the redb file.
 
 use latchkey::store::keys::Key;
-use latchkey::store::kv::{ReadTxn, RedbWrite, Table, WriteTxn};
+use latchkey::store::kv::{ReadTxn, Table, WriteTxn};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -56,8 +56,8 @@ async fn wrong_master_key_refuses_and_changes_nothing() {
     let (dir, _) = d.stop().await;
     let master = dir.path().join("master.key");
     let good = std::fs::read(&master).unwrap();
-    let db_before = std::fs::read(dir.path().join("latchkey.redb")).unwrap();
-    let ring_before = std::fs::read(dir.path().join("keyring.json")).unwrap();
+    let db_before = crate::common::stored_bytes(dir.path());
+    let ring_before = std::fs::read(dir.path().join("keyring.json")).ok();
     std::fs::write(&master, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = latchkey::run(config(dir.path()), listener, async {})
@@ -65,12 +65,9 @@ async fn wrong_master_key_refuses_and_changes_nothing() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("master key does not match"), "{err}");
+    assert_eq!(crate::common::stored_bytes(dir.path()), db_before);
     assert_eq!(
-        std::fs::read(dir.path().join("latchkey.redb")).unwrap(),
-        db_before
-    );
-    assert_eq!(
-        std::fs::read(dir.path().join("keyring.json")).unwrap(),
+        std::fs::read(dir.path().join("keyring.json")).ok(),
         ring_before
     );
     std::fs::write(&master, good).unwrap();
@@ -84,21 +81,15 @@ async fn ciphertext_moved_to_another_record_fails_to_decrypt() {
     d.put(&admin, "app/a", json!({"value": "value-of-a"})).await;
     d.put(&admin, "app/b", json!({"value": "value-of-b"})).await;
     let (dir, _) = d.stop().await;
-    {
-        let db = redb::Database::open(dir.path().join("latchkey.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut t = RedbWrite(&txn);
-            let a = t
-                .get(Table::Versions, &("app/a", 1u64).encode())
-                .unwrap()
-                .unwrap();
-            // Copy a's version record (ciphertext and wrapped key) onto b's.
-            t.put(Table::Versions, &("app/b", 1u64).encode(), &a)
-                .unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    crate::common::raw_write(dir.path(), |t| {
+        let a = t
+            .get(Table::Versions, &("app/a", 1u64).encode())
+            .unwrap()
+            .unwrap();
+        // Copy a's version record (ciphertext and wrapped key) onto b's.
+        t.put(Table::Versions, &("app/b", 1u64).encode(), &a)
+            .unwrap();
+    });
     assert_eq!(read_value(dir.path(), "app/a", None).unwrap(), "value-of-a");
     let err = read_value(dir.path(), "app/b", None).unwrap_err();
     assert!(err.contains("decryption failed"), "{err}");
@@ -188,7 +179,7 @@ async fn no_value_in_the_database_file_or_audit_output() {
     let (_, audit) = d.get("/v1/audit?limit=1000").await;
     let audit = audit.to_string();
     let (dir, _) = d.stop().await;
-    let db = std::fs::read(dir.path().join("latchkey.redb")).unwrap();
+    let db = crate::common::stored_bytes(dir.path());
     for v in values {
         assert!(!audit.contains(v), "audit output holds {v}");
         assert!(

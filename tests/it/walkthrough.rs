@@ -61,6 +61,9 @@ fn script_region(name: &str) -> Vec<String> {
 
 #[test]
 fn readme_walkthrough_is_the_script() {
+    if crate::common::redb_only() {
+        return;
+    }
     let blocks = readme_blocks();
     assert_eq!(
         blocks.len(),
@@ -104,6 +107,9 @@ fn have(tool: &str) -> bool {
 
 #[test]
 fn walkthrough_runs_as_written() {
+    if crate::common::redb_only() {
+        return;
+    }
     let missing: Vec<&str> = ["bash", "curl", "jq"]
         .into_iter()
         .filter(|t| !have(t))

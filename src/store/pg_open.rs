@@ -1,0 +1,93 @@
+//! Opening a store on PostgreSQL: connect, create or upgrade the schema (under an advisory
+//! lock, safe when several daemons start at once), and unseal the keyring the database keeps
+//! (sealed under the master key, so every daemon needs only the master key). A wrong master
+//! key is refused before anything is written.
+
+use std::path::Path;
+
+use super::pg::{PgBackend, PgOptions};
+use super::{Store, StoreError, writer};
+use crate::audit::GENESIS;
+use crate::crypto::{Keyring, KeyringError};
+
+/// The `latchkey_meta` key of the sealed keyring.
+const KEYRING_KEY: &str = "keyring";
+
+/// How errors name the keyring kept in the database.
+fn origin() -> &'static Path {
+    Path::new("the keyring in the PostgreSQL database")
+}
+
+/// Connects and brings the schema up to date.
+pub fn connect(opts: PgOptions) -> Result<PgBackend, StoreError> {
+    let pg = PgBackend::connect(opts)?;
+    pg.migrate(GENESIS)?;
+    Ok(pg)
+}
+
+/// The keyring the database keeps, unsealed; `None` before `latchkey init`.
+pub fn load_keyring(pg: &PgBackend, master: &[u8; 32]) -> Result<Option<Keyring>, KeyringError> {
+    let sealed = pg
+        .meta_get(KEYRING_KEY)
+        .map_err(|e| KeyringError::Malformed {
+            path: origin().to_path_buf(),
+            why: e.to_string(),
+        })?;
+    sealed
+        .map(|s| Keyring::unseal(s.as_bytes(), master, origin()))
+        .transpose()
+}
+
+/// Stores a keyring sealed under `master`: a new one only where none is (answers whether it
+/// wrote), or a changed one (rotation) in place.
+pub fn save_keyring(
+    pg: &PgBackend,
+    ring: &Keyring,
+    master: &[u8; 32],
+    only_if_absent: bool,
+) -> Result<bool, StoreError> {
+    let sealed = ring.seal(master).map_err(StoreError::Corrupt)?;
+    let text = String::from_utf8(sealed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(pg.meta_put(KEYRING_KEY, &text, only_if_absent)?)
+}
+
+impl Store {
+    /// Opens a store on an initialised PostgreSQL database and starts the writer.
+    pub fn open_pg(
+        pg: PgBackend,
+        keyring: Keyring,
+        max_batch: usize,
+    ) -> Result<(Store, writer::WriterThread), StoreError> {
+        Store::start(super::backend::Backend::Pg(pg), keyring, max_batch)
+    }
+
+    /// Adds a new key-encryption key to the keyring where it is kept (the data directory's
+    /// `keyring.json` for redb, the database for PostgreSQL) and returns it (not yet in use:
+    /// the caller sets it with [`Store::set_keyring`]).
+    pub fn rotate_keyring(&self, dir: &Path, master: &[u8; 32]) -> Result<Keyring, StoreError> {
+        let mut ring = match self.postgres() {
+            Some(pg) => load_keyring(pg, master)
+                .map_err(|e| StoreError::Db(e.to_string()))?
+                .ok_or_else(|| StoreError::Db("the database holds no keyring".into()))?,
+            None => Keyring::load(dir, master).map_err(|e| StoreError::Db(e.to_string()))?,
+        };
+        ring.add_generated();
+        match self.postgres() {
+            Some(pg) => {
+                save_keyring(pg, &ring, master, false)?;
+            }
+            None => ring
+                .save(dir, master)
+                .map_err(|e| StoreError::Db(e.to_string()))?,
+        }
+        Ok(ring)
+    }
+
+    /// The PostgreSQL backend, when the store runs on one.
+    pub fn postgres(&self) -> Option<&PgBackend> {
+        match &self.backend {
+            super::backend::Backend::Pg(pg) => Some(pg),
+            super::backend::Backend::Redb(_) => None,
+        }
+    }
+}
