@@ -2,14 +2,14 @@
 //! vote or closes, and every lease state change, is published here after its commit is
 //! durable. Chat channels and long-polls subscribe.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::lease::ApprovalRecord;
 use crate::lease::LeaseState;
 
 /// What happened to an approval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalChange {
     /// A card should be posted.
@@ -20,8 +20,9 @@ pub enum ApprovalChange {
     Closed,
 }
 
-/// One published notice.
-#[derive(Debug, Clone)]
+/// One published notice (serialisable: on PostgreSQL the daemons pass them to each other).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Notice {
     /// An approval changed.
     Approval {

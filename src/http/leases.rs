@@ -136,10 +136,21 @@ pub async fn show(
     // A daemon that is stopping answers every waiting long-poll at once (503 shutting_down,
     // Retry-After): the caller asks again, of this daemon restarted or of another.
     let mut stopping = state.stopping.clone();
+    // Several daemons on PostgreSQL: a wake-up sent while this daemon's listener reconnects is
+    // lost, so the lease is also read again every second.
+    let shared_db = state.store.postgres().is_some();
+    let mut recheck = tokio::time::interval(Duration::from_secs(1));
+    recheck.tick().await;
     loop {
         let next = tokio::select! {
             next = tokio::time::timeout_at(deadline, rx.recv()) => next,
             _ = stopping.wait_for(|s| *s) => return Err(ApiError::ShuttingDown),
+            _ = recheck.tick(), if shared_db => {
+                if reached(&gate, &state, &id)?.state != start {
+                    break;
+                }
+                continue;
+            }
         };
         match next {
             Err(_) => break,

@@ -20,6 +20,7 @@ mod leases;
 pub mod pg;
 pub mod pg_cluster;
 mod pg_listen;
+mod pg_notices;
 pub mod pg_open;
 mod pg_schema;
 #[cfg(test)]
@@ -200,7 +201,16 @@ impl Store {
         let hooks = writer::Hooks {
             notices: Notices::new(4096),
             deadlines: Arc::new(Notify::new()),
+            daemon: crate::util::new_id(),
         };
+        if let backend::Backend::Pg(pg) = &backend {
+            pg_notices::start_listener(
+                pg,
+                hooks.daemon.clone(),
+                hooks.notices.clone(),
+                hooks.deadlines.clone(),
+            );
+        }
         let (writer, thread, committed) = writer::spawn(backend.clone(), max_batch, hooks.clone())?;
         let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
         Ok((

@@ -120,6 +120,8 @@ pub struct Hooks {
     pub notices: Notices,
     /// Wakes the deadline worker.
     pub deadlines: Arc<Notify>,
+    /// This daemon's id among the daemons of one PostgreSQL database.
+    pub daemon: String,
 }
 
 /// Handle to submit jobs.
@@ -412,6 +414,11 @@ fn run(
                 // Callers first, so a request is answered before its notice wakes a poller.
                 for job in batch.drain(..) {
                     job.finish(Ok(()));
+                }
+                // The other daemons of a PostgreSQL database hear of it too (one notification
+                // per batch).
+                if let Backend::Pg(pg) = &backend {
+                    super::pg_notices::send(pg, &hooks.daemon, &notices, deadline_added);
                 }
                 for n in notices {
                     hooks.notices.publish(n);

@@ -187,6 +187,21 @@ impl Daemon {
         }
     }
 
+    /// A second daemon on the same PostgreSQL database (its own data directory holding the
+    /// same master key and database address), with `tweak` applied to its config.
+    pub async fn another(&self, tweak: impl Fn(&mut Config)) -> Daemon {
+        assert!(
+            on_postgres(),
+            "several daemons share a PostgreSQL database only"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["master.key", PG_URL_FILE] {
+            let bytes = std::fs::read(self.dir.path().join(f)).unwrap();
+            latchkey::crypto::keyring::write_private(&dir.path().join(f), &bytes).unwrap();
+        }
+        Daemon::start_in_with(dir, self.admin.clone(), tweak).await
+    }
+
     /// Stops the daemon gracefully and returns its data directory.
     pub async fn stop(self) -> (TempDir, String) {
         let _ = self.stop.send(());

@@ -36,6 +36,7 @@ mod receiver;
 mod refusals;
 mod sdks;
 mod secrets;
+mod several_daemons;
 mod storage;
 mod upgrade;
 mod walkthrough;
