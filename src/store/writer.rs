@@ -197,12 +197,14 @@ impl Writer {
 }
 
 /// How a job's run went, for the batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     /// Its result (a value or a domain error) stands.
     Done,
     /// The backend asks for the batch to run again.
     Retry,
+    /// The database cannot be reached: nothing commits, every job answers 503.
+    Unavailable(String),
     /// A store-level failure: the transaction must not commit.
     Fatal,
 }
@@ -229,9 +231,8 @@ where
         let result = (self.f)(ctx);
         let step = match &result {
             Err(StoreError::Retry) => Step::Retry,
-            Err(StoreError::Db(_) | StoreError::Corrupt(_) | StoreError::Unavailable(_)) => {
-                Step::Fatal
-            }
+            Err(StoreError::Unavailable(m)) => Step::Unavailable(m.clone()),
+            Err(StoreError::Db(_) | StoreError::Corrupt(_)) => Step::Fatal,
             _ => Step::Done,
         };
         self.result = Some(result);
@@ -303,6 +304,8 @@ fn run_jobs(ctx: &mut WriteCtx<'_>, batch: &mut [Box<dyn Job>]) -> Result<(), St
         match job.run(ctx) {
             Step::Done => {}
             Step::Retry => return Err(StoreError::Retry),
+            // The connection is gone: the rest of the batch would fail the same way.
+            Step::Unavailable(m) => return Err(StoreError::Unavailable(m)),
             Step::Fatal => fatal = true,
         }
     }

@@ -135,12 +135,17 @@ pub async fn init_store(dir: &Path) -> String {
         let url = cluster
             .create_database(&format!("t{}_{n}", std::process::id()))
             .unwrap();
-        latchkey::crypto::keyring::write_private(&dir.join(PG_URL_FILE), url.as_bytes()).unwrap();
-        let (admin, _) = latchkey::init_postgres(&config(dir), "test").await.unwrap();
-        admin
+        init_store_at(dir, &url).await
     } else {
         latchkey::init::init(&config(dir)).await.unwrap().0
     }
+}
+
+/// Initialises a PostgreSQL store at `url` for a fresh data directory; returns an admin token.
+pub async fn init_store_at(dir: &Path, url: &str) -> String {
+    latchkey::crypto::keyring::write_private(&dir.join(PG_URL_FILE), url.as_bytes()).unwrap();
+    let (admin, _) = latchkey::init_postgres(&config(dir), "test").await.unwrap();
+    admin
 }
 
 impl Daemon {

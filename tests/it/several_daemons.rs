@@ -165,3 +165,74 @@ async fn writes_through_two_daemons_at_once_keep_one_verifiable_chain() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn postgres_restarted_under_load_answers_503_and_loses_nothing_acknowledged() {
+    if !on_postgres() {
+        return;
+    }
+    // A cluster of its own: the suite's shared one must keep running.
+    let mut cluster = latchkey::store::pg_cluster::Cluster::start_new(
+        latchkey::store::pg_cluster::ClusterOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = crate::common::init_store_at(dir.path(), &cluster.url()).await;
+    let d = Daemon::start_in(dir, admin.clone()).await;
+    let (base, http) = (d.base.clone(), reqwest::Client::new());
+    let writer = tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        let mut statuses = std::collections::BTreeMap::<u16, u32>::new();
+        for i in 0..400 {
+            let r = http
+                .put(format!("{base}/v1/secrets/load/k{i}"))
+                .bearer_auth(&admin)
+                .json(&json!({"value": format!("v{i}")}))
+                .send()
+                .await;
+            let Ok(r) = r else { continue };
+            *statuses.entry(r.status().as_u16()).or_default() += 1;
+            if r.status() == StatusCode::CREATED {
+                acknowledged.push(i);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        (acknowledged, statuses)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        cluster.start().unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+    let (acknowledged, statuses) = writer.await.unwrap();
+    eprintln!("statuses during the restart: {statuses:?}");
+    assert!(
+        statuses.keys().all(|s| [201, 503].contains(s)),
+        "only created or 503 unavailable, never a 500: {statuses:?}"
+    );
+    assert!(
+        statuses.get(&503).is_some(),
+        "the restart was seen: {statuses:?}"
+    );
+    // The daemon reconnected by itself, and every acknowledged write is there.
+    let (s, list) = d.get("/v1/secrets?prefix=load/&limit=1000").await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let stored = list["secrets"].as_array().unwrap().len();
+    assert!(
+        stored >= acknowledged.len(),
+        "{stored} < {}",
+        acknowledged.len()
+    );
+    for i in acknowledged {
+        let (s, _) = d.get(&format!("/v1/secrets/load/k{i}")).await;
+        assert_eq!(s, StatusCode::OK, "acknowledged write k{i} is missing");
+    }
+    let (_, v) = d.get("/v1/audit/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+    d.stop().await;
+    drop(cluster);
+}
