@@ -14,7 +14,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         return;
     }
     let tg = state.channels.telegram.clone();
-    let mut rx = state.store.notices().subscribe();
+    let mut rx = state.store.notices().subscribe_local();
     loop {
         let n = tokio::select! {
             n = rx.recv() => n,

@@ -134,7 +134,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
         .map(str::trim);
     let result = match presented {
         Some(cred) if !cred.is_empty() => identify(state, cred).await,
-        _ => Err("missing bearer credential"),
+        _ => Err(Fail::Refused("missing bearer credential")),
     };
     match result {
         Ok(identity) => {
@@ -163,7 +163,9 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
                 origin: Origin { actor, ip },
             })
         }
-        Err(reason) => {
+        // The store could not answer: 503, and nothing to audit (the store is what failed).
+        Err(Fail::Store(e)) => Err(e.into()),
+        Err(Fail::Refused(reason)) => {
             let draft = Draft {
                 event: "auth.failed",
                 actor: Actor::anonymous(),
@@ -180,32 +182,44 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
     }
 }
 
-async fn identify(state: &AppState, cred: &str) -> Result<Identity, &'static str> {
+/// Why a credential was not accepted: refused (401, audited) or the store failed (503).
+enum Fail {
+    Refused(&'static str),
+    Store(crate::store::StoreError),
+}
+
+impl From<&'static str> for Fail {
+    fn from(why: &'static str) -> Fail {
+        Fail::Refused(why)
+    }
+}
+
+/// A lookup's record, or the refusal `why` when there is none; a store failure stays one.
+fn found<T>(
+    r: Result<Option<T>, crate::store::StoreError>,
+    why: &'static str,
+) -> Result<T, Fail> {
+    match r {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(Fail::Refused(why)),
+        Err(e) => Err(Fail::Store(e)),
+    }
+}
+
+async fn identify(state: &AppState, cred: &str) -> Result<Identity, Fail> {
     let store = &state.store;
     if cred.starts_with(TOKEN_PREFIX) {
         let keyring = store.keyring();
         let claims = verify_token(keyring.signing_key(), cred).ok_or("bad token signature")?;
         if claims.exp <= time::OffsetDateTime::now_utc().unix_timestamp() {
-            return Err("token expired");
+            return Err(Fail::Refused("token expired"));
         }
-        let rec = store
-            .get_token(&claims.id)
-            .ok()
-            .flatten()
-            .ok_or("unknown token")?;
-        let agent = store
-            .get_agent(&rec.agent_id)
-            .ok()
-            .flatten()
-            .ok_or("unknown agent")?;
+        let rec = found(store.get_token(&claims.id), "unknown token")?;
+        let agent = found(store.get_agent(&rec.agent_id), "unknown agent")?;
         if agent.disabled {
-            return Err("agent disabled");
+            return Err(Fail::Refused("agent disabled"));
         }
-        let ancestors = store
-            .live_token_ancestors(&rec, &agent)
-            .ok()
-            .flatten()
-            .ok_or("token revoked")?;
+        let ancestors = found(store.live_token_ancestors(&rec, &agent), "token revoked")?;
         let scopes = rec
             .scopes
             .iter()
@@ -221,33 +235,32 @@ async fn identify(state: &AppState, cred: &str) -> Result<Identity, &'static str
         });
     }
     let hash = crate::util::sha256_hex(cred.as_bytes());
-    let (found, agent) = store
-        .find_credential_and_agent(&hash)
-        .ok()
-        .flatten()
-        .ok_or("unknown credential")?;
+    let (found, agent) = found(
+        store.find_credential_and_agent(&hash),
+        "unknown credential",
+    )?;
     if found.revoked_at.is_some() {
-        return Err("credential revoked");
+        return Err(Fail::Refused("credential revoked"));
     }
     match found.kind {
         CredentialKind::Admin => Ok(Identity::Admin { id: found.id }),
         CredentialKind::Approver => {
             let name = found.approver.ok_or("approver token without approver")?;
             if !state.config.approvers.iter().any(|a| a.name == name) {
-                return Err("approver no longer configured");
+                return Err(Fail::Refused("approver no longer configured"));
             }
             Ok(Identity::Approver { name })
         }
         CredentialKind::Agent => {
             if found.agent_id.is_none() {
-                return Err("agent key without agent");
+                return Err(Fail::Refused("agent key without agent"));
             }
             let agent = agent.ok_or("unknown agent")?;
             if agent.disabled {
-                return Err("agent disabled");
+                return Err(Fail::Refused("agent disabled"));
             }
             if agent.key_id != found.id {
-                return Err("credential revoked");
+                return Err(Fail::Refused("credential revoked"));
             }
             Ok(Identity::Agent {
                 agent,

@@ -161,22 +161,24 @@ impl Jobs {
 
     /// Runs a job now (single-flight), recording its start, end and result.
     pub async fn run_now(&self, name: &str) -> Result<String, JobError> {
+        self.run_slot(name, None).await
+    }
+
+    /// Runs a job for a scheduled `slot` (unix seconds), or now when `None`: single-flight in
+    /// this daemon and, through the job's record, across every daemon of the store (the
+    /// record says a run is going on, or this slot has been started already).
+    pub async fn run_slot(&self, name: &str, slot: Option<i64>) -> Result<String, JobError> {
         let cfg = self
             .job(name)
             .ok_or_else(|| JobError::Unknown(name.to_string()))?;
         if !self.claim(name) {
             return Err(JobError::Running(name.to_string()));
         }
-        let mut record = self
-            .store
-            .job_run(name.to_string())
-            .await
-            .unwrap_or_default();
-        record.last_started = Some(now_unix());
-        let _ = self
-            .store
-            .save_job_run(name.to_string(), record.clone())
-            .await;
+        let started = self.store.start_job_run(name.to_string(), slot).await;
+        let Ok(Some(mut record)) = started else {
+            self.release(name);
+            return Err(JobError::Running(name.to_string()));
+        };
         let result = self.body(name, &cfg).await;
         record.last_finished = Some(now_unix());
         let (status, message) = match &result {
@@ -371,10 +373,11 @@ impl Jobs {
                 .await
                 .unwrap_or_default();
             let since = record.last_started.unwrap_or(record.known_since);
-            if sched
+            if let Some(missed) = sched
                 .after(&utc(since))
                 .next()
-                .is_some_and(|t| t.timestamp() <= now)
+                .map(|t| t.timestamp())
+                .filter(|t| *t <= now)
             {
                 tracing::info!(
                     job = name,
@@ -383,7 +386,7 @@ impl Jobs {
                 let jobs = self.clone();
                 let name = name.to_string();
                 tokio::spawn(async move {
-                    let _ = jobs.run_now(&name).await;
+                    let _ = jobs.run_slot(&name, Some(missed)).await;
                 });
             }
         }
@@ -404,9 +407,10 @@ impl Jobs {
                 if sched.includes(at) {
                     let jobs = self.clone();
                     let name = name.to_string();
+                    let slot = at.timestamp();
                     tokio::spawn(async move {
-                        if let Err(JobError::Running(n)) = jobs.run_now(&name).await {
-                            tracing::warn!(job = %n, "skipped: the previous run is still going");
+                        if let Err(JobError::Running(n)) = jobs.run_slot(&name, Some(slot)).await {
+                            tracing::debug!(job = %n, "skipped: running, or run by another daemon");
                         }
                     });
                 }

@@ -47,27 +47,43 @@ pub enum Notice {
     },
 }
 
-/// The sending side, shared by the writer; receivers come from [`Notices::subscribe`].
+/// The sending side, shared by the writer; receivers come from [`Notices::subscribe`] (every
+/// notice, this daemon's and, on PostgreSQL, the other daemons') or
+/// [`Notices::subscribe_local`] (this daemon's commits only: chat cards are posted and edited
+/// by the daemon that made the change, so each is posted once however many daemons run).
 #[derive(Clone)]
 pub struct Notices {
-    tx: broadcast::Sender<Notice>,
+    everything: broadcast::Sender<Notice>,
+    local: broadcast::Sender<Notice>,
 }
 
 impl Notices {
     /// A stream with room for `capacity` notices per slow receiver.
     pub fn new(capacity: usize) -> Notices {
         Notices {
-            tx: broadcast::channel(capacity).0,
+            everything: broadcast::channel(capacity).0,
+            local: broadcast::channel(capacity).0,
         }
     }
 
-    /// Publishes (no receivers is fine).
+    /// Publishes a notice of this daemon's commit (no receivers is fine).
     pub fn publish(&self, n: Notice) {
-        let _ = self.tx.send(n);
+        let _ = self.local.send(n.clone());
+        let _ = self.everything.send(n);
     }
 
-    /// A new receiver, seeing notices published from now on.
+    /// Publishes a notice another daemon sent.
+    pub fn publish_remote(&self, n: Notice) {
+        let _ = self.everything.send(n);
+    }
+
+    /// A new receiver of every notice, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
-        self.tx.subscribe()
+        self.everything.subscribe()
+    }
+
+    /// A new receiver of this daemon's own notices, from now on.
+    pub fn subscribe_local(&self) -> broadcast::Receiver<Notice> {
+        self.local.subscribe()
     }
 }

@@ -60,6 +60,16 @@ fn now_unix() -> i64 {
 
 impl Feed for StoreFeed {
     async fn target(&self) -> Result<Option<Target>, String> {
+        // One daemon delivers each subscription (several on PostgreSQL take turns only when
+        // the holder dies); the others wait and look again.
+        let store = self.store.clone();
+        let duty = format!("webhook:{}", self.id);
+        let held = tokio::task::spawn_blocking(move || store.holds_duty(&duty))
+            .await
+            .unwrap_or(false);
+        if !held {
+            return Err("another daemon delivers this subscription".into());
+        }
         let Some(w) = self
             .store
             .get_webhook(&self.id)
@@ -84,6 +94,17 @@ impl Feed for StoreFeed {
     }
 
     async fn next_batch(&self, after: u64, limit: usize) -> Result<(Vec<Outgoing>, u64), String> {
+        // On PostgreSQL another daemon may have delivered while this one did not hold the
+        // subscription: go on from the stored cursor when it is further.
+        let after = if self.store.postgres().is_some() {
+            after.max(
+                self.store
+                    .webhook_cursor(&self.id)
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            after
+        };
         let w = self
             .store
             .get_webhook(&self.id)

@@ -243,7 +243,7 @@ impl Hub {
         tokio::spawn(dispatch::dispatch(
             hub.queues.clone(),
             store.clone(),
-            store.notices().subscribe(),
+            store.notices().subscribe_local(),
             shutdown,
         ));
         Ok(hub)

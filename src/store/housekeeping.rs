@@ -82,6 +82,37 @@ impl Store {
         .await
     }
 
+    /// Starts a run of a job, once across every daemon of the store: answers its record with
+    /// `last_started` set to now, or `None` when a run is going on (started in the last hour
+    /// and not finished) or the scheduled `slot` (unix seconds) has already been started,
+    /// here or on another daemon.
+    pub async fn start_job_run(
+        &self,
+        name: String,
+        slot: Option<i64>,
+    ) -> Result<Option<JobRun>, StoreError> {
+        self.write(move |ctx| {
+            let now = ctx.now_unix();
+            let mut r = JOB_RUNS
+                .get(&ctx.kv(), name.as_str())?
+                .unwrap_or_else(|| JobRun {
+                    known_since: now,
+                    ..Default::default()
+                });
+            let started = r.last_started.unwrap_or(i64::MIN);
+            let running = r.last_started.is_some()
+                && r.last_finished.is_none_or(|f| f < started)
+                && started > now - 3600;
+            if running || slot.is_some_and(|s| started >= s) {
+                return Ok(None);
+            }
+            r.last_started = Some(now);
+            JOB_RUNS.put(&mut ctx.kv(), name.as_str(), &r)?;
+            Ok(Some(r))
+        })
+        .await
+    }
+
     /// A job's record, if any.
     pub fn read_job_run(&self, name: &str) -> Result<Option<JobRun>, StoreError> {
         JOB_RUNS.get(&self.kv_read()?, name)

@@ -242,6 +242,11 @@ impl Store {
         *guard = Arc::new(ring);
     }
 
+    /// This daemon's id (distinct for each daemon on one PostgreSQL database).
+    pub fn daemon_id(&self) -> &str {
+        &self.hooks.daemon
+    }
+
     /// The notice stream (published after each commit).
     pub fn notices(&self) -> &Notices {
         &self.hooks.notices

@@ -300,6 +300,43 @@ impl PgBackend {
         })
     }
 
+    /// Claims (or renews) the duty `name` for `holder` until `ttl` from now: answers its
+    /// fencing token when `holder` has it — it was free, expired, or already `holder`'s — and
+    /// `None` while another daemon holds it. The token grows each time the duty changes hands.
+    pub fn claim_duty(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<i64>, KvError> {
+        let pool = self.inner.pool.clone();
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let st = client
+                .prepare_cached(
+                    "INSERT INTO duties (name, holder, fence, expires_at) \
+                     VALUES ($1, $2, 1, now() + make_interval(secs => $3::bigint / 1000.0)) \
+                     ON CONFLICT (name) DO UPDATE SET \
+                       fence = CASE WHEN duties.holder = excluded.holder THEN duties.fence \
+                               ELSE duties.fence + 1 END, \
+                       holder = excluded.holder, expires_at = excluded.expires_at \
+                     WHERE duties.holder = excluded.holder OR duties.expires_at < now() \
+                     RETURNING fence",
+                )
+                .await
+                .map_err(classify)?;
+            let rows = client
+                .query(&st, &[&name, &holder, &ttl_ms])
+                .await
+                .map_err(classify)?;
+            rows.first()
+                .map(|r| r.try_get::<_, i64>(0).map_err(classify))
+                .transpose()
+        })
+    }
+
     /// A value of the `latchkey_meta` table (the sealed keyring, the schema version).
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, KvError> {
         let pool = self.inner.pool.clone();

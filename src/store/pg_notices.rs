@@ -93,7 +93,7 @@ pub fn start_listener(
                     continue;
                 }
                 for n in batch.notices {
-                    notices.publish(n);
+                    notices.publish_remote(n);
                 }
                 if batch.deadline {
                     deadlines.notify_one();

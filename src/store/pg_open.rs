@@ -83,6 +83,19 @@ impl Store {
         Ok(ring)
     }
 
+    /// Does this daemon hold the duty `name` (claimed or renewed now, for 15 s)? Always on
+    /// redb (one daemon per file); on PostgreSQL one daemon at a time holds each duty, and it
+    /// moves to another within 15 s of its holder's death. A database error answers no.
+    pub fn holds_duty(&self, name: &str) -> bool {
+        match self.postgres() {
+            None => true,
+            Some(pg) => pg
+                .claim_duty(name, self.daemon_id(), std::time::Duration::from_secs(15))
+                .map_err(|e| tracing::warn!(error = %e, duty = name, "cannot claim a duty"))
+                .is_ok_and(|fence| fence.is_some()),
+        }
+    }
+
     /// The PostgreSQL backend, when the store runs on one.
     pub fn postgres(&self) -> Option<&PgBackend> {
         match &self.backend {
