@@ -195,10 +195,7 @@ impl From<&'static str> for Fail {
 }
 
 /// A lookup's record, or the refusal `why` when there is none; a store failure stays one.
-fn found<T>(
-    r: Result<Option<T>, crate::store::StoreError>,
-    why: &'static str,
-) -> Result<T, Fail> {
+fn found<T>(r: Result<Option<T>, crate::store::StoreError>, why: &'static str) -> Result<T, Fail> {
     match r {
         Ok(Some(v)) => Ok(v),
         Ok(None) => Err(Fail::Refused(why)),
@@ -235,10 +232,7 @@ async fn identify(state: &AppState, cred: &str) -> Result<Identity, Fail> {
         });
     }
     let hash = crate::util::sha256_hex(cred.as_bytes());
-    let (found, agent) = found(
-        store.find_credential_and_agent(&hash),
-        "unknown credential",
-    )?;
+    let (found, agent) = found(store.find_credential_and_agent(&hash), "unknown credential")?;
     if found.revoked_at.is_some() {
         return Err(Fail::Refused("credential revoked"));
     }

@@ -119,7 +119,7 @@ fn open_postgres(
     };
     pg.migrate(crate::audit::GENESIS)
         .with_context(|| format!("cannot bring the schema at {shown} up to date"))?;
-    let (store, writer) = Store::open_pg(pg, keyring, config.store.max_batch)?;
+    let (store, writer) = Store::open_pg(pg, keyring, &master, config.store.max_batch)?;
     Ok((store, writer, master))
 }
 
@@ -148,7 +148,7 @@ pub async fn init_postgres(config: &Config, description: &str) -> anyhow::Result
         let ring = store::pg_open::load_keyring(&pg, &master)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .ok_or_else(|| anyhow::anyhow!("the keyring was not stored"))?;
-        Ok(Store::open_pg(pg, ring, cfg.store.max_batch)?)
+        Ok(Store::open_pg(pg, ring, &master, cfg.store.max_batch)?)
     })
     .await??;
     let (token, _) = store

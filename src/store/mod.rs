@@ -189,13 +189,14 @@ impl Store {
             e => e.into(),
         })?);
         tables::ensure(&db)?;
-        Store::start(backend::Backend::Redb(db), keyring, max_batch)
+        Store::start(backend::Backend::Redb(db), keyring, None, max_batch)
     }
 
     /// Starts the writer on an opened backend.
     fn start(
         backend: backend::Backend,
         keyring: Keyring,
+        master: Option<zeroize::Zeroizing<[u8; 32]>>,
         max_batch: usize,
     ) -> Result<(Store, writer::WriterThread), StoreError> {
         let hooks = writer::Hooks {
@@ -203,16 +204,32 @@ impl Store {
             deadlines: Arc::new(Notify::new()),
             daemon: crate::util::new_id(),
         };
-        if let backend::Backend::Pg(pg) = &backend {
+        let (writer, thread, seq) = writer::spawn(backend.clone(), max_batch, hooks.clone())?;
+        let committed = seq.subscribe();
+        let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
+        if let (backend::Backend::Pg(pg), Some(master)) = (&backend, master) {
+            let (pg2, ring) = (pg.clone(), keyring.clone());
+            let reload = Box::new(move || match pg_open::load_keyring(&pg2, &master) {
+                Ok(Some(new)) => {
+                    let mut guard = match ring.write() {
+                        Ok(g) => g,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    *guard = Arc::new(new);
+                    tracing::info!("the keyring changed on another daemon; reloaded");
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "cannot reload the keyring"),
+            });
             pg_notices::start_listener(
                 pg,
                 hooks.daemon.clone(),
                 hooks.notices.clone(),
                 hooks.deadlines.clone(),
+                seq,
+                reload,
             );
         }
-        let (writer, thread, committed) = writer::spawn(backend.clone(), max_batch, hooks.clone())?;
-        let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
         Ok((
             Store {
                 backend,

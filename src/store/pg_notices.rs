@@ -24,17 +24,20 @@ struct Batch {
     from: String,
     /// Notices of the batch.
     notices: Vec<Notice>,
-    /// The batch queued a deadline (wakes the deadline duty wherever it runs).
+    /// The batch queued a deadline (wakes the deadline worker wherever it runs).
     #[serde(default)]
     deadline: bool,
+    /// The keyring kept in the database changed (a key rotation): read it again.
+    #[serde(default)]
+    keyring: bool,
+    /// The highest audit seq the batch committed (webhook workers look for new events).
+    #[serde(default)]
+    seq: u64,
 }
 
 /// Sends a committed batch's notices to the other daemons (several notifications when they
 /// do not fit in one). Failures are logged: the other daemons' polling fallback covers them.
-pub fn send(pg: &PgBackend, daemon: &str, notices: &[Notice], deadline: bool) {
-    if notices.is_empty() && !deadline {
-        return;
-    }
+pub fn send(pg: &PgBackend, daemon: &str, notices: &[Notice], deadline: bool, seq: u64) {
     let mut chunks: Vec<Vec<Notice>> = vec![Vec::new()];
     let mut size = 0;
     for n in notices {
@@ -53,6 +56,8 @@ pub fn send(pg: &PgBackend, daemon: &str, notices: &[Notice], deadline: bool) {
             from: daemon.to_string(),
             notices: chunk,
             deadline: deadline && i == 0,
+            keyring: false,
+            seq,
         };
         let Ok(payload) = serde_json::to_string(&batch) else {
             continue;
@@ -67,13 +72,32 @@ pub fn send(pg: &PgBackend, daemon: &str, notices: &[Notice], deadline: bool) {
     }
 }
 
+/// Tells the other daemons that the keyring in the database changed.
+pub fn send_keyring_changed(pg: &PgBackend, daemon: &str) {
+    let batch = Batch {
+        from: daemon.to_string(),
+        notices: Vec::new(),
+        deadline: false,
+        keyring: true,
+        seq: 0,
+    };
+    if let Ok(payload) = serde_json::to_string(&batch)
+        && let Err(e) = pg.notify(CHANNEL, &payload)
+    {
+        tracing::warn!(error = %e, "could not tell the other daemons of the new key");
+    }
+}
+
 /// Starts republishing the other daemons' notices on `notices` (a thread of its own: the
-/// backend's listener reconnects by itself).
+/// backend's listener reconnects by itself); `reload_keyring` runs when another daemon
+/// changed the keyring.
 pub fn start_listener(
     pg: &PgBackend,
     daemon: String,
     notices: Notices,
     deadlines: std::sync::Arc<Notify>,
+    committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    reload_keyring: Box<dyn Fn() + Send>,
 ) {
     let mut rx = pg.listen(CHANNEL);
     let spawned = std::thread::Builder::new()
@@ -98,6 +122,14 @@ pub fn start_listener(
                 if batch.deadline {
                     deadlines.notify_one();
                 }
+                if batch.keyring {
+                    reload_keyring();
+                }
+                committed.send_if_modified(|v| {
+                    let moved = batch.seq > *v;
+                    *v = (*v).max(batch.seq);
+                    moved
+                });
             }
         });
     if let Err(e) = spawned {

@@ -52,13 +52,21 @@ pub fn save_keyring(
 }
 
 impl Store {
-    /// Opens a store on an initialised PostgreSQL database and starts the writer.
+    /// Opens a store on an initialised PostgreSQL database and starts the writer; `master`
+    /// unseals the keyring again when another daemon rotates it.
     pub fn open_pg(
         pg: PgBackend,
         keyring: Keyring,
+        master: &[u8; 32],
         max_batch: usize,
     ) -> Result<(Store, writer::WriterThread), StoreError> {
-        Store::start(super::backend::Backend::Pg(pg), keyring, max_batch)
+        let master = zeroize::Zeroizing::new(*master);
+        Store::start(
+            super::backend::Backend::Pg(pg),
+            keyring,
+            Some(master),
+            max_batch,
+        )
     }
 
     /// Adds a new key-encryption key to the keyring where it is kept (the data directory's
@@ -75,6 +83,7 @@ impl Store {
         match self.postgres() {
             Some(pg) => {
                 save_keyring(pg, &ring, master, false)?;
+                super::pg_notices::send_keyring_changed(pg, self.daemon_id());
             }
             None => ring
                 .save(dir, master)

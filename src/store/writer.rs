@@ -265,19 +265,22 @@ where
 }
 
 /// Starts the writer thread.
+/// Starts the writer thread. The watch it answers holds the highest committed audit seq (on
+/// PostgreSQL the other daemons' commits move it too: see `pg_notices`).
 pub fn spawn(
     backend: Backend,
     max_batch: usize,
     hooks: Hooks,
-) -> Result<(Writer, WriterThread, watch::Receiver<u64>), StoreError> {
+) -> Result<(Writer, WriterThread, Arc<watch::Sender<u64>>), StoreError> {
     let head = audit_head(&backend)?;
     let (tx, rx) = mpsc::channel::<Box<dyn Job>>(8192);
-    let (seq_tx, seq_rx) = watch::channel(head.0 - 1);
+    let seq_tx = Arc::new(watch::Sender::new(head.0 - 1));
+    let seq = seq_tx.clone();
     let handle = std::thread::Builder::new()
         .name("latchkey-writer".into())
-        .spawn(move || run(backend, rx, max_batch.max(1), head, seq_tx, hooks))
+        .spawn(move || run(backend, rx, max_batch.max(1), head, seq, hooks))
         .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
-    Ok((Writer { tx }, WriterThread(handle), seq_rx))
+    Ok((Writer { tx }, WriterThread(handle), seq_tx))
 }
 
 fn audit_head(backend: &Backend) -> Result<(u64, String), StoreError> {
@@ -391,7 +394,7 @@ fn run(
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     mut head: (u64, String),
-    seq_tx: watch::Sender<u64>,
+    seq_tx: Arc<watch::Sender<u64>>,
     hooks: Hooks,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
@@ -413,7 +416,12 @@ fn run(
         match outcome {
             Attempt::Committed(new_head, notices, deadline_added) => {
                 head = new_head;
-                let _ = seq_tx.send(head.0 - 1);
+                let last = head.0 - 1;
+                seq_tx.send_if_modified(|v| {
+                    let moved = last > *v;
+                    *v = (*v).max(last);
+                    moved
+                });
                 // Callers first, so a request is answered before its notice wakes a poller.
                 for job in batch.drain(..) {
                     job.finish(Ok(()));
@@ -421,7 +429,7 @@ fn run(
                 // The other daemons of a PostgreSQL database hear of it too (one notification
                 // per batch).
                 if let Backend::Pg(pg) = &backend {
-                    super::pg_notices::send(pg, &hooks.daemon, &notices, deadline_added);
+                    super::pg_notices::send(pg, &hooks.daemon, &notices, deadline_added, last);
                 }
                 for n in notices {
                     hooks.notices.publish(n);

@@ -236,3 +236,92 @@ async fn postgres_restarted_under_load_answers_503_and_loses_nothing_acknowledge
     d.stop().await;
     drop(cluster);
 }
+
+#[tokio::test]
+async fn a_key_rotated_on_one_daemon_is_used_by_the_other() {
+    if !on_postgres() {
+        return;
+    }
+    let a = Daemon::start().await;
+    let b = a.another(|_| {}).await;
+    let admin = a.admin.clone();
+    let (s, keys) = a
+        .call(Method::POST, "/v1/keys/rotate", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{keys}");
+    a.put(
+        &admin,
+        "rot/k",
+        json!({"value": "sealed-under-the-new-key"}),
+    )
+    .await;
+    // B hears of the new key (a notification) and opens what A sealed with it.
+    let mut got = json!(null);
+    for _ in 0..50 {
+        let (s, v) = b
+            .call(
+                Method::POST,
+                "/v1/export",
+                Some(&admin),
+                Some(json!({"paths": ["rot/k"]})),
+            )
+            .await;
+        if s == StatusCode::OK {
+            got = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(got["secrets"]["rot/k"], "sealed-under-the-new-key", "{got}");
+    let (_, listed) = b.get("/v1/keys").await;
+    assert_eq!(
+        listed.to_string(),
+        keys.to_string(),
+        "both daemons list the same keys"
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn one_daemon_delivers_a_subscription_in_order_whichever_daemon_writes() {
+    if !on_postgres() {
+        return;
+    }
+    let a = Daemon::start_with(crate::webhook_delivery::dev).await;
+    let b = a.another(crate::webhook_delivery::dev).await;
+    let r = crate::receiver::Receiver::start().await;
+    crate::webhook_delivery::subscribe(&a, &r, json!({"events": ["audit.secret.*"]})).await;
+    let admin = a.admin.clone();
+    for i in 0..20 {
+        let d = if i % 2 == 0 { &a } else { &b };
+        d.put(
+            &admin,
+            &format!("hooked/k{i}"),
+            json!({"value": format!("v{i}")}),
+        )
+        .await;
+    }
+    let got = r
+        .wait_for(std::time::Duration::from_secs(20), |got| {
+            got.iter()
+                .filter(|x| x.body["type"] == "audit.secret.created")
+                .count()
+                >= 20
+        })
+        .await;
+    assert!(got.len() >= 20);
+    // A second deliverer would still be sending: give it time to show.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let got = r.received();
+    let created: Vec<&crate::receiver::Received> = got
+        .iter()
+        .filter(|x| x.body["type"] == "audit.secret.created")
+        .collect();
+    assert_eq!(created.len(), 20, "each event once: {created:?}");
+    assert!(created.iter().all(|x| x.verified));
+    let seqs = r.delivered_seqs();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    b.stop().await;
+    a.stop().await;
+}
