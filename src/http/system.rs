@@ -54,6 +54,17 @@ fn readiness(state: &AppState) -> (bool, serde_json::Map<String, serde_json::Val
         "store".into(),
         json!(if store_ok { "ok" } else { "failing" }),
     );
+    let backend = if state.store.postgres().is_some() {
+        "postgres"
+    } else {
+        "redb"
+    };
+    checks.insert("store_backend".into(), json!(backend));
+    if state.store.postgres().is_some() {
+        // Which background duties this daemon holds (each runs on one daemon at a time).
+        checks.insert("daemon".into(), json!(state.store.daemon_id()));
+        checks.insert("duties".into(), json!(state.store.duties_held()));
+    }
     // A channel not yet checked is "starting"; a misconfigured one makes the daemon not ready.
     let mut channels_ok = true;
     for (name, st) in state.channels.status.snapshot() {

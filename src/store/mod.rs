@@ -168,6 +168,8 @@ pub struct Store {
     writer: writer::Writer,
     keyring: KeyringHandle,
     committed: watch::Receiver<u64>,
+    /// The duties this daemon holds (PostgreSQL), by name, for `/readyz`.
+    duties: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
     hooks: writer::Hooks,
 }
 
@@ -236,6 +238,7 @@ impl Store {
                 writer,
                 keyring,
                 committed,
+                duties: Arc::default(),
                 hooks,
             },
             thread,
@@ -257,6 +260,26 @@ impl Store {
             Err(poisoned) => poisoned.into_inner(),
         };
         *guard = Arc::new(ring);
+    }
+
+    /// The duties this daemon held at its last claim of each (PostgreSQL; none on redb).
+    pub fn duties_held(&self) -> Vec<String> {
+        match self.duties.lock() {
+            Ok(d) => d.iter().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
+        }
+    }
+
+    fn note_duty(&self, name: &str, held: bool) {
+        let mut d = match self.duties.lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if held {
+            d.insert(name.to_string());
+        } else {
+            d.remove(name);
+        }
     }
 
     /// This daemon's id (distinct for each daemon on one PostgreSQL database).
@@ -295,7 +318,12 @@ impl Store {
 
     /// Is the writer alive and the database readable?
     pub fn healthy(&self) -> bool {
-        !self.writer.is_closed() && self.kv_read().is_ok()
+        !self.writer.is_closed()
+            && match self.postgres() {
+                // A read transaction is lazy: ask the database something.
+                Some(pg) => pg.meta_get("schema_version").is_ok(),
+                None => self.kv_read().is_ok(),
+            }
     }
 }
 

@@ -98,10 +98,14 @@ impl Store {
     pub fn holds_duty(&self, name: &str) -> bool {
         match self.postgres() {
             None => true,
-            Some(pg) => pg
-                .claim_duty(name, self.daemon_id(), std::time::Duration::from_secs(15))
-                .map_err(|e| tracing::warn!(error = %e, duty = name, "cannot claim a duty"))
-                .is_ok_and(|fence| fence.is_some()),
+            Some(pg) => {
+                let held = pg
+                    .claim_duty(name, self.daemon_id(), std::time::Duration::from_secs(15))
+                    .map_err(|e| tracing::warn!(error = %e, duty = name, "cannot claim a duty"))
+                    .is_ok_and(|fence| fence.is_some());
+                self.note_duty(name, held);
+                held
+            }
         }
     }
 

@@ -322,6 +322,18 @@ async fn one_daemon_delivers_a_subscription_in_order_whichever_daemon_writes() {
     assert!(created.iter().all(|x| x.verified));
     let seqs = r.delivered_seqs();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    // /readyz says which daemon holds the subscription's delivery: exactly one.
+    let mut holders = 0;
+    for d in [&a, &b] {
+        let (_, ready) = d.call(Method::GET, "/readyz", None, None).await;
+        assert_eq!(ready["checks"]["store_backend"], "postgres", "{ready}");
+        let duties = ready["checks"]["duties"].as_array().unwrap();
+        holders += duties
+            .iter()
+            .filter(|x| x.as_str().is_some_and(|n| n.starts_with("webhook:")))
+            .count();
+    }
+    assert_eq!(holders, 1);
     b.stop().await;
     a.stop().await;
 }
