@@ -337,3 +337,142 @@ async fn one_daemon_delivers_a_subscription_in_order_whichever_daemon_writes() {
     b.stop().await;
     a.stop().await;
 }
+
+/// The daemon binary, on the PostgreSQL database of `dir`, listening on a free port.
+fn spawn_binary(dir: &std::path::Path, url: &str) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("LATCHKEY_STORE_BACKEND", "postgres")
+        .env("LATCHKEY_STORE_URL", url)
+        .env("LATCHKEY_WEBHOOKS_ALLOW_LOOPBACK", "true")
+        .env("LATCHKEY_WEBHOOKS_MIN_BACKOFF_MS", "50")
+        .env_remove("LATCHKEY_MASTER_KEY")
+        .env_remove("LATCHKEY_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn a_daemon_killed_under_load_loses_nothing_acknowledged_and_its_duty_moves() {
+    if !on_postgres() {
+        return;
+    }
+    let cluster = crate::common::pg_cluster().unwrap();
+    let url = cluster
+        .create_database(&format!("kill{}", std::process::id()))
+        .unwrap();
+    let a_dir = tempfile::tempdir().unwrap();
+    let admin = crate::common::init_store_at(a_dir.path(), &url).await;
+    let (mut a, a_base) = spawn_binary(a_dir.path(), &url);
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("{a_base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "daemon A did not start");
+    // A subscription while A runs alone: A's worker claims its delivery.
+    let r = crate::receiver::Receiver::start().await;
+    let (s, sub) = {
+        let resp = http
+            .post(format!("{a_base}/v1/webhooks"))
+            .bearer_auth(&admin)
+            .json(&json!({"url": r.url, "events": ["audit.secret.created"]}))
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status(),
+            resp.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(s, StatusCode::CREATED, "{sub}");
+    r.set_secrets(&[sub["secret"].as_str().unwrap()]);
+    let b_dir = tempfile::tempdir().unwrap();
+    for f in ["master.key", "test-store-url"] {
+        let bytes = std::fs::read(a_dir.path().join(f)).unwrap();
+        latchkey::crypto::keyring::write_private(&b_dir.path().join(f), &bytes).unwrap();
+    }
+    let b = Daemon::start_in_with(b_dir, admin.clone(), crate::webhook_delivery::dev).await;
+
+    // Write load on A; A is killed (SIGKILL) half-way.
+    let writer = {
+        let (http, a_base, admin) = (http.clone(), a_base.clone(), admin.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..400 {
+                let r = http
+                    .put(format!("{a_base}/v1/secrets/killed/k{i}"))
+                    .bearer_auth(&admin)
+                    .json(&json!({"value": format!("v{i}")}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == StatusCode::CREATED => acknowledged.push(i),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let acknowledged = writer.await.unwrap();
+    assert!(!acknowledged.is_empty(), "some writes went through A first");
+    // Every write A acknowledged is there, through B, and the chain verifies.
+    for i in &acknowledged {
+        let (s, _) = b.get(&format!("/v1/secrets/killed/k{i}")).await;
+        assert_eq!(s, StatusCode::OK, "acknowledged write k{i} is missing");
+    }
+    let (_, v) = b.get("/v1/audit/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+    // The delivery duty moves to B (its claim expires 15 s after A's last renewal), and every
+    // acknowledged secret.created event arrives.
+    let got = r
+        .wait_for(std::time::Duration::from_secs(40), |got| {
+            let seen: std::collections::HashSet<String> = got
+                .iter()
+                .filter_map(|x| x.body["data"]["resource_path"].as_str().map(String::from))
+                .collect();
+            acknowledged
+                .iter()
+                .all(|i| seen.contains(&format!("killed/k{i}")))
+        })
+        .await;
+    let (_, ready) = b.call(Method::GET, "/readyz", None, None).await;
+    assert!(
+        ready["checks"]["duties"].to_string().contains("webhook:"),
+        "B holds the delivery now: {ready}"
+    );
+    let seen: std::collections::HashSet<String> = got
+        .iter()
+        .filter_map(|x| x.body["data"]["resource_path"].as_str().map(String::from))
+        .collect();
+    for i in &acknowledged {
+        assert!(
+            seen.contains(&format!("killed/k{i}")),
+            "k{i} was not delivered"
+        );
+    }
+    b.stop().await;
+}
