@@ -50,15 +50,20 @@ pub fn create_keyring(dir: &Path) -> anyhow::Result<bool> {
     Ok(generated)
 }
 
-/// Generates a master key into `dir/master.key` (0600; the directory made 0700 when missing).
-pub fn create_master_key(dir: &Path) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+/// Makes `dir` (and its parents) and sets its mode to 0700.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
+        .with_context(|| format!("cannot set the mode of {}", dir.display()))
+}
+
+/// Generates a master key into `dir/master.key` (0600; the directory made 0700 when missing).
+pub fn create_master_key(dir: &Path) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+    create_private_dir(dir)?;
     let key = random_bytes::<32>();
     let b64 = zeroize::Zeroizing::new(STANDARD.encode(key.as_ref()));
     write_private(&dir.join(MASTER_KEY_FILE), b64.as_bytes())?;

@@ -57,6 +57,54 @@ enum Command {
         #[arg(long, env = "LATCHKEY_CONFIG", hide_env_values = true)]
         config: Option<PathBuf>,
     },
+    /// Copy a whole store into an empty one: redb → PostgreSQL or back (secrets with every
+    /// version, identities, grants, leases, approvals, webhooks with their cursors, the audit
+    /// log). The copy verifies and the same keys work against it (with the same master key).
+    #[command(
+        after_help = "Examples:\n  latchkey migrate --from /var/lib/latchkey --to postgres://latchkey@db/latchkey\n  LATCHKEY_STORE_URL_FILE=/run/secrets/db latchkey migrate --from /var/lib/latchkey   # --to: the configured store\n  latchkey migrate --to /var/lib/latchkey-copy   # --from: the configured store"
+    )]
+    Migrate {
+        /// A data directory or postgres:// URL (default: the configured store).
+        #[arg(long)]
+        from: Option<String>,
+        /// A data directory or postgres:// URL (default: the configured store); must be empty.
+        #[arg(long)]
+        to: Option<String>,
+        /// Config file.
+        #[arg(long, env = "LATCHKEY_CONFIG", hide_env_values = true)]
+        config: Option<PathBuf>,
+    },
+    /// Write a consistent snapshot of a store to a file (0600; values stay sealed). A redb
+    /// store must not be in use by a daemon; a PostgreSQL one may be.
+    #[command(
+        after_help = "Examples:\n  latchkey backup --to latchkey-2026-12-03.backup\n  latchkey backup --from /var/lib/latchkey --to /backups/latchkey.backup"
+    )]
+    Backup {
+        /// The file to write.
+        #[arg(long)]
+        to: PathBuf,
+        /// A data directory or postgres:// URL (default: the configured store).
+        #[arg(long)]
+        from: Option<String>,
+        /// Config file.
+        #[arg(long, env = "LATCHKEY_CONFIG", hide_env_values = true)]
+        config: Option<PathBuf>,
+    },
+    /// Load a backup file into an empty store (a data directory or a PostgreSQL database).
+    #[command(
+        after_help = "Examples:\n  latchkey restore --from /backups/latchkey.backup --to /var/lib/latchkey\n  LATCHKEY_STORE_URL_FILE=/run/secrets/db latchkey restore --from latchkey.backup   # --to: the configured store"
+    )]
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// A data directory or postgres:// URL (default: the configured store); must be empty.
+        #[arg(long)]
+        to: Option<String>,
+        /// Config file.
+        #[arg(long, env = "LATCHKEY_CONFIG", hide_env_values = true)]
+        config: Option<PathBuf>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -182,6 +230,18 @@ async fn serve(
     opened.serve(listener, shutdown).await
 }
 
+/// A store named on the command line, or the configured one.
+fn place(arg: Option<&str>, cfg: &Config) -> latchkey::store::transfer::Place {
+    use latchkey::store::transfer::Place;
+    match arg {
+        Some(a) => Place::parse(a),
+        None if cfg.store.backend == latchkey::config::StoreBackend::Postgres => {
+            Place::Pg(latchkey::pg_options(cfg))
+        }
+        None => Place::Dir(cfg.data_dir.clone()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = parse();
@@ -211,6 +271,33 @@ async fn main() -> ExitCode {
         }
         .await,
         Command::Serve { dev, listen, data_dir, config } => serve(dev, listen, data_dir, config).await,
+        Command::Migrate { from, to, config } => async {
+            let cfg = load_config(config, None, None)?;
+            let (from, to) = (place(from.as_deref(), &cfg), place(to.as_deref(), &cfg));
+            let (f, t) = (from.shown(), to.shown());
+            let n = tokio::task::spawn_blocking(move || latchkey::store::transfer::migrate(&from, &to)).await??;
+            println!("copied {n} rows from {f} to {t}; start the daemon on it with the same master key, then run `latchkey audit verify`");
+            Ok(())
+        }
+        .await,
+        Command::Backup { to, from, config } => async {
+            let cfg = load_config(config, None, None)?;
+            let from = place(from.as_deref(), &cfg);
+            let (f, file) = (from.shown(), to.display().to_string());
+            let n = tokio::task::spawn_blocking(move || latchkey::store::transfer::backup(&from, &to)).await??;
+            println!("wrote {n} rows of {f} to {file} (values sealed: keep the master key apart)");
+            Ok(())
+        }
+        .await,
+        Command::Restore { from, to, config } => async {
+            let cfg = load_config(config, None, None)?;
+            let to = place(to.as_deref(), &cfg);
+            let (file, t) = (from.display().to_string(), to.shown());
+            let n = tokio::task::spawn_blocking(move || latchkey::store::transfer::restore(&from, &to)).await??;
+            println!("restored {n} rows from {file} into {t}");
+            Ok(())
+        }
+        .await,
         Command::Completions { shell } => {
             latchkey::cli::docs::print(&latchkey::cli::docs::completions(command(), shell));
             Ok(())

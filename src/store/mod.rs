@@ -34,6 +34,7 @@ mod services;
 mod subscriptions;
 pub(crate) mod tables;
 mod tokens;
+pub mod transfer;
 mod webhook_delivery;
 pub(crate) mod writer;
 

@@ -28,6 +28,7 @@ mod jobs;
 mod lease_world;
 mod leases;
 mod leases_approvals;
+mod migrate;
 mod openapi;
 mod proxy;
 mod proxy_leaks;
