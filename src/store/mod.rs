@@ -169,8 +169,8 @@ pub struct Store {
     writer: writer::Writer,
     keyring: KeyringHandle,
     committed: watch::Receiver<u64>,
-    /// The duties this daemon holds (PostgreSQL), by name, for `/readyz`.
-    duties: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// The duties this daemon holds (PostgreSQL), by name, with their fencing tokens.
+    duties: Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>,
     hooks: writer::Hooks,
 }
 
@@ -266,20 +266,31 @@ impl Store {
     /// The duties this daemon held at its last claim of each (PostgreSQL; none on redb).
     pub fn duties_held(&self) -> Vec<String> {
         match self.duties.lock() {
-            Ok(d) => d.iter().cloned().collect(),
-            Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
+            Ok(d) => d.keys().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().keys().cloned().collect(),
         }
     }
 
-    fn note_duty(&self, name: &str, held: bool) {
+    /// The fencing token of a duty this daemon holds.
+    fn duty_fence(&self, name: &str) -> Option<i64> {
+        match self.duties.lock() {
+            Ok(d) => d.get(name).copied(),
+            Err(poisoned) => poisoned.into_inner().get(name).copied(),
+        }
+    }
+
+    fn note_duty(&self, name: &str, fence: Option<i64>) {
         let mut d = match self.duties.lock() {
             Ok(d) => d,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if held {
-            d.insert(name.to_string());
-        } else {
-            d.remove(name);
+        match fence {
+            Some(f) => {
+                d.insert(name.to_string(), f);
+            }
+            None => {
+                d.remove(name);
+            }
         }
     }
 

@@ -99,14 +99,44 @@ impl Store {
         match self.postgres() {
             None => true,
             Some(pg) => {
-                let held = pg
+                let fence = pg
                     .claim_duty(name, self.daemon_id(), std::time::Duration::from_secs(15))
                     .map_err(|e| tracing::warn!(error = %e, duty = name, "cannot claim a duty"))
-                    .is_ok_and(|fence| fence.is_some());
-                self.note_duty(name, held);
-                held
+                    .ok()
+                    .flatten();
+                self.note_duty(name, fence);
+                fence.is_some()
             }
         }
+    }
+
+    /// In a write job: fails unless this daemon still holds the duty `name` under the fencing
+    /// token it claimed it with (checked inside the transaction). Always passes on redb.
+    pub(super) fn check_fence(
+        &self,
+        ctx: &super::WriteCtx<'_>,
+        name: &str,
+        fence: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let super::backend::AnyWrite::Pg(txn) = ctx.kv() else {
+            return Ok(());
+        };
+        let held = match fence {
+            Some(f) => txn.fence_holds(name, self.daemon_id(), f)?,
+            None => false,
+        };
+        if held {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!(
+                "this daemon no longer holds {name}; another one has taken it over"
+            )))
+        }
+    }
+
+    /// The fencing token this daemon holds `name` with, to pass to [`Store::check_fence`].
+    pub fn fence_of(&self, name: &str) -> Option<i64> {
+        self.duty_fence(name)
     }
 
     /// The PostgreSQL backend, when the store runs on one.

@@ -462,6 +462,25 @@ impl PgWrite {
         Ok(())
     }
 
+    /// Does `holder` still hold the duty `name` with fencing token `fence`? Checked inside
+    /// this transaction, the row locked (shared) until it ends, so a daemon that lost the duty
+    /// cannot commit work done under it.
+    pub fn fence_holds(&self, name: &str, holder: &str, fence: i64) -> Result<bool, KvError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let rows = self.txn.call(move |c| {
+            Box::pin(async move {
+                c.pipelined(
+                    None,
+                    "SELECT 1 FROM duties WHERE name = $1 AND holder = $2 AND fence = $3 \
+                     AND expires_at > now() FOR SHARE",
+                    &[&name, &holder, &fence],
+                )
+                .await
+            })
+        })?;
+        Ok(!rows.is_empty())
+    }
+
     /// Runs any SQL inside this transaction (tests force errors with it).
     #[cfg(test)]
     pub(super) fn execute_raw(&mut self, sql: &str) -> Result<(), KvError> {

@@ -69,7 +69,13 @@ impl Store {
         cursor: u64,
         records: Vec<DeliveryRecord>,
     ) -> Result<(), StoreError> {
+        // On PostgreSQL only the daemon holding the subscription's duty may move its cursor:
+        // a daemon that lost it (paused, cut off) cannot commit stale progress.
+        let duty = format!("webhook:{id}");
+        let fence = self.fence_of(&duty);
+        let store = self.clone();
         self.write(move |ctx| {
+            store.check_fence(ctx, &duty, fence)?;
             if super::subscriptions::WEBHOOKS
                 .get(&ctx.kv(), id.as_str())?
                 .is_none()

@@ -476,3 +476,61 @@ async fn a_daemon_killed_under_load_loses_nothing_acknowledged_and_its_duty_move
     }
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_daemon_that_lost_a_duty_cannot_commit_work_under_it() {
+    if !on_postgres() {
+        return;
+    }
+    let a = Daemon::start_with(crate::webhook_delivery::dev).await;
+    let r = crate::receiver::Receiver::start().await;
+    let sub = crate::webhook_delivery::subscribe(&a, &r, json!({"events": ["audit.*"]})).await;
+    let id = sub["id"].as_str().unwrap().to_string();
+    let duty = format!("webhook:{id}");
+    r.wait_for(std::time::Duration::from_secs(10), |got| !got.is_empty())
+        .await;
+    // A second store on the same database: another daemon, as far as duties go.
+    let cfg = crate::common::config(a.dir.path());
+    let (other, writer, _) = latchkey::open_store(&cfg).unwrap();
+    let (o, d) = (other.clone(), duty.clone());
+    assert!(
+        !tokio::task::spawn_blocking(move || o.holds_duty(&d))
+            .await
+            .unwrap(),
+        "daemon A holds the delivery"
+    );
+    let err = other
+        .save_webhook_progress(id.clone(), 1_000_000, Vec::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no longer holds"), "{err}");
+    // The claim runs out (as when A is cut off): the other store takes the duty over, with a
+    // new fencing token, and may move the cursor.
+    let url = std::fs::read_to_string(a.dir.path().join("test-store-url")).unwrap();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    crate::common::pg_cluster()
+        .unwrap()
+        .psql(
+            &db,
+            &format!(
+                "UPDATE duties SET expires_at = now() - interval '1 second' WHERE name = '{duty}'"
+            ),
+        )
+        .unwrap();
+    let (o, d) = (other.clone(), duty.clone());
+    assert!(
+        tokio::task::spawn_blocking(move || o.holds_duty(&d))
+            .await
+            .unwrap()
+    );
+    let cursor = other.webhook_cursor(&id).unwrap();
+    other
+        .save_webhook_progress(id.clone(), cursor, Vec::new())
+        .await
+        .unwrap();
+    drop(other);
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .unwrap();
+    a.stop().await;
+}
