@@ -145,9 +145,25 @@ pub async fn poll(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
     let mut offset = 0;
     let mut failures = 0u32;
+    // Several daemons on one PostgreSQL database: one polls at a time (Telegram answers 409 to
+    // a second poller). The duty lasts 15 s, so a poll waits at most 10 s before it is renewed.
+    let shared = state.store.postgres().is_some();
+    let wait_secs = if shared { 10 } else { 30 };
     loop {
+        if shared {
+            let store = state.store.clone();
+            let held = tokio::task::spawn_blocking(move || store.holds_duty("telegram-polling"))
+                .await
+                .unwrap_or(false);
+            if !held {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
         let got = tokio::select! {
-            r = tg.get_updates(offset, 30) => r,
+            r = tg.get_updates(offset, wait_secs) => r,
             _ = shutdown.changed() => return,
         };
         match got {

@@ -94,7 +94,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn configure(cfg: &mut Config, s: &Setup, tg_url: &str, dc_url: &str) {
+pub(crate) fn configure(cfg: &mut Config, s: &Setup, tg_url: &str, dc_url: &str) {
     cfg.approvers = vec![
         approver("alice", &["**"], ALICE_TG, Some(ALICE_DC)),
         approver("bob", &["**"], BOB_TG, Some(BOB_DC)),

@@ -534,3 +534,58 @@ async fn a_daemon_that_lost_a_duty_cannot_commit_work_under_it() {
         .unwrap();
     a.stop().await;
 }
+
+#[tokio::test]
+async fn two_daemons_with_telegram_post_one_card_per_approval_and_one_polls() {
+    if !on_postgres() {
+        return;
+    }
+    use crate::channel_approvers::tg_buttons;
+    use crate::channel_world::{ALICE_TG, Setup, configure, world};
+    let setup = Setup {
+        discord: false,
+        ..Setup::default()
+    };
+    let w = world(setup.clone()).await;
+    let (tg_url, dc_url) = (w.tg.url.clone(), w.dc.url.clone());
+    let b =
+        w.d.another(move |cfg| configure(cfg, &setup, &tg_url, &dc_url))
+            .await;
+    // An approval opened through A: one card, whichever daemons run.
+    let (lease, approval) = w.pending("/production/db", "two daemons").await;
+    let card = w.tg_card(&approval).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(w.tg_sends(&approval).len(), 1, "one card per approval");
+    // Alice taps Approve: whichever daemon polls handles it, once.
+    let (yes, _) = tg_buttons(&card);
+    w.tap(ALICE_TG, "alice", &card, &yes);
+    let l = w.lease_becomes(&lease, "active").await;
+    assert_eq!(l["state"], "active");
+    // Exactly one daemon holds the polling duty.
+    let mut pollers = 0;
+    for d in [&w.d, &b] {
+        let (_, ready) = d.call(Method::GET, "/readyz", None, None).await;
+        if ready["checks"]["duties"]
+            .to_string()
+            .contains("telegram-polling")
+        {
+            pollers += 1;
+        }
+    }
+    assert_eq!(pollers, 1);
+    // An approval opened through B: one card too.
+    let (s, l2) = b
+        .call(
+            Method::POST,
+            "/v1/leases",
+            Some(&w.agent),
+            Some(json!({"path": "/production/db", "reason": "through B"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l2}");
+    let approval2 = l2["approval"]["id"].as_str().unwrap();
+    w.tg_card(approval2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(w.tg_sends(approval2).len(), 1, "one card per approval");
+    b.stop().await;
+}
