@@ -21,7 +21,9 @@
 //! - proxy:  a local upstream (load runtime) called directly, through a bare forwarder on the
 //!   daemon's runtime (axum → reqwest, no auth or store: the floor of any HTTP proxy here), and
 //!   through `POST /v1/proxy/up/get` (p50 overhead ≤ 1 ms, throughput ≥ 50 % of direct); with
-//!   32 clients, then with one.
+//!   32 clients, then with one;
+//! - mcp: `POST /v1/secrets/{path}/read` on an instant lease, then the same read as the MCP
+//!   tool `get_secret` through Streamable HTTP at `/mcp` (one session per client).
 //!
 //! `BENCH_PHASES` (comma list of the names above; default all) picks phases. Each prints ops,
 //! ops/s, p50/p90/p99/max latency of the successes, errors (non-2xx or transport), the cores
@@ -43,6 +45,8 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod api;
 #[path = "bench/leases.rs"]
 mod leases;
+#[path = "bench/mcp.rs"]
+mod mcp;
 #[path = "bench/proxy.rs"]
 mod proxy;
 #[path = "bench/stats.rs"]
@@ -77,8 +81,8 @@ const PHASES: [(Op, &str, Option<f64>); 3] = [
     (Op::Read, READS, Some(2e4)),
 ];
 /// Every phase's name, in running order.
-const NAMES: [&str; 8] = [
-    "floor", "writes", "reads", "leases", "wake", "webhooks", "proxy", "tap",
+const NAMES: [&str; 9] = [
+    "floor", "writes", "reads", "leases", "wake", "webhooks", "proxy", "tap", "mcp",
 ];
 
 /// The phases `BENCH_PHASES` names (all by default).
@@ -224,7 +228,7 @@ async fn bench(
         base: t.base.clone(),
         admin: t.token.clone(),
     };
-    let needs_agent = ["leases", "wake", "proxy", "tap"]
+    let needs_agent = ["leases", "wake", "proxy", "tap", "mcp"]
         .iter()
         .any(|p| run.contains(p));
     let rate = env_num("BENCH_WEBHOOK_RATE", 5000)? as f64;
@@ -237,6 +241,7 @@ async fn bench(
         more += match *name {
             "leases" => leases::reads(&api, &agent, n, dur).await?,
             "wake" => leases::wake(&api, &agent).await?,
+            "mcp" => mcp::get_secret(&api, &agent, n, dur).await?,
             "webhooks" => webhook::deliver(&api, n, dur, rate).await?,
             // Two events a call: `lease.used` before, `secret.used` after.
             "proxy" => 2 * proxy::overhead(&api, &agent, n, dur, &daemon_rt).await?,

@@ -13,7 +13,9 @@
 //! - `channels` (Telegram, Discord cards and taps), `subscriptions` (audit webhooks), `jobs`
 //!   (cron), `announce` (notices to the chats) and `proxy` (credential injection) run beside
 //!   the API.
-//! - `cli`: the command-line client over HTTP; `dotenv`: `.env` parsing for imports.
+//! - `cli`: the command-line client over HTTP (on the `latchkey-client` crate); `mcp`: the
+//!   MCP server (stdio and `/mcp`), whose tools call the API with the caller's credential;
+//!   `dotenv`: `.env` parsing for imports.
 //! - `bots` and `webhooks` (workspace crates) hold the platform clients and webhook
 //!   signing/delivery; they know nothing of the daemon.
 //!
@@ -36,6 +38,7 @@ pub mod http;
 pub mod init;
 pub mod jobs;
 pub mod lease;
+pub mod mcp;
 pub mod notice;
 pub mod paths;
 pub mod policy;
@@ -234,6 +237,7 @@ impl Opened {
             master_key: Arc::new(master),
             keys_lock: Arc::new(tokio::sync::Mutex::new(())),
             stopping: stopping.clone(),
+            self_url: mcp::http::self_url(listener.local_addr()?),
         });
         let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx.clone()));
         tokio::spawn(jobs.run(stop_rx.clone()));

@@ -44,4 +44,7 @@ pub struct Shared {
     pub keys_lock: Arc<tokio::sync::Mutex<()>>,
     /// Becomes true when the daemon starts to stop: long-polls answer at once.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The daemon's own address (`http://IP:PORT`, loopback for a wildcard listener): the MCP
+    /// tools at `/mcp` call the API there with their caller's credential.
+    pub self_url: String,
 }

@@ -30,6 +30,10 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("whoami", &["latchkey whoami", "latchkey whoami --json"]),
+    (
+        "mcp",
+        &["LATCHKEY_ADDR=http://127.0.0.1:8200 LATCHKEY_TOKEN=$AGENT_KEY latchkey mcp"],
+    ),
     ("status", &["latchkey status", "latchkey status --json"]),
     (
         "secret",

@@ -5,7 +5,7 @@
 //! it better than any status (a lease that ended, a wait that ran out, a command line refused
 //! before any request), through [`Failure`].
 
-use super::client::HttpError;
+use latchkey_client::Error as ClientError;
 
 /// What a failed command's exit code says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +98,15 @@ pub fn classify(e: &anyhow::Error) -> Exit {
         if let Some(f) = cause.downcast_ref::<Failure>() {
             return f.exit;
         }
-        if let Some(h) = cause.downcast_ref::<HttpError>() {
-            return Exit::of_http(h.status, h.code.as_deref());
+        if let Some(e) = cause.downcast_ref::<ClientError>() {
+            return match e {
+                ClientError::Api(h) => Exit::of_http(h.status, h.code.as_deref()),
+                ClientError::Invalid(_) => Exit::Usage,
+                ClientError::Unexpected { .. } => Exit::Failure,
+                ClientError::Unreachable { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Transport { .. } => Exit::Unreachable,
+            };
         }
     }
     Exit::Failure
@@ -148,7 +155,11 @@ mod tests {
 
     #[test]
     fn the_class_survives_context() {
-        let e: anyhow::Error = HttpError::new(404, br#"{"error":{"code":"not_found"}}"#).into();
+        let e: anyhow::Error = ClientError::from(latchkey_client::ApiError::new(
+            404,
+            br#"{"error":{"code":"not_found"}}"#,
+        ))
+        .into();
         let e = Err::<(), _>(e).context("lease on x").unwrap_err();
         assert_eq!(classify(&e), Exit::NotFound);
         let e = Err::<(), _>(fail(Exit::Pending, "still pending"))

@@ -184,6 +184,9 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: jobs::JobsCommand,
     },
+    /// Serve the MCP tools on stdin/stdout for an MCP client, as the agent whose key or
+    /// scoped token is in LATCHKEY_TOKEN (logs on stderr).
+    Mcp,
 }
 
 /// Arguments of `approve` and `deny`.
@@ -201,7 +204,7 @@ pub struct VoteArgs {
 pub const LOCAL_COMMANDS: &[&str] = &["init", "serve", "completions", "man"];
 
 /// Commands whose output is not the daemon's answer, so --json would change nothing.
-pub const NO_JSON_COMMANDS: &[&str] = &["init", "serve", "completions", "man", "run"];
+pub const NO_JSON_COMMANDS: &[&str] = &["init", "serve", "completions", "man", "run", "mcp"];
 
 /// The command tree as the binary uses it for parsing, help, completions and man pages: an
 /// example under every command, and the global options hidden where they do nothing.
@@ -243,6 +246,7 @@ pub fn misplaced_global(matches: &clap::ArgMatches) -> Option<(String, String)> 
     if given("json") && NO_JSON_COMMANDS.contains(&name) {
         let why = match name {
             "run" => "it prints only what the command it runs prints",
+            "mcp" => "its output is the MCP protocol",
             "completions" | "man" => "its output is a script or a man page",
             _ => "it does not print a daemon answer",
         };
@@ -296,6 +300,12 @@ pub async fn execute(cmd: ClientCommand, opts: GlobalOpts) -> anyhow::Result<()>
         ClientCommand::Jobs { cmd } => jobs::run(opts, cmd).await,
         ClientCommand::Webhook { cmd } => webhooks::run(opts, cmd).await,
         ClientCommand::Service { cmd } => webhooks::run_service(opts, cmd).await,
+        ClientCommand::Mcp => {
+            // Refused before serving when no token is set, as every client command is.
+            client::Client::new(opts)?;
+            let token = opts.token.as_deref().unwrap_or_default().trim();
+            crate::mcp::stdio::run(&opts.addr, token).await
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod channels;
 mod jobs;
 mod limits;
 mod load;
+mod mcp;
 mod validate;
 mod webhooks;
 
@@ -21,6 +22,7 @@ pub use channels::{
 };
 pub use jobs::{JobConfig, JobsConfig};
 pub use limits::{HttpConfig, StoreBackend, StoreConfig, TokenConfig};
+pub use mcp::McpConfig;
 pub use webhooks::WebhooksConfig;
 
 /// Everything the daemon can be told.
@@ -53,6 +55,8 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// Scheduled jobs.
     pub jobs: JobsConfig,
+    /// The MCP endpoint `/mcp`.
+    pub mcp: McpConfig,
     /// Directory of proxy service files (`NAME.toml`); default: `services/` next to the
     /// config file, none without one.
     pub services_dir: String,
@@ -74,6 +78,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             channels: ChannelsConfig::default(),
             jobs: JobsConfig::default(),
+            mcp: McpConfig::default(),
             services_dir: String::new(),
         }
     }

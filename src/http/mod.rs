@@ -221,6 +221,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{name}/run", g(Admin, post(jobs::run)))
         .route("/v1/audit", g(Admin, get(audit::query)))
         .route("/v1/audit/verify", g(Admin, get(audit::verify)))
+        // MCP (Streamable HTTP) for agents; its tools call the routes above as the caller.
+        .route("/mcp", g(Agent, crate::mcp::http::endpoint(&state)))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))

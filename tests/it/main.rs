@@ -28,6 +28,8 @@ mod jobs;
 mod lease_world;
 mod leases;
 mod leases_approvals;
+mod mcp;
+mod mcp_stdio;
 mod migrate;
 mod openapi;
 mod proxy;
