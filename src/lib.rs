@@ -275,6 +275,9 @@ impl Opened {
                 });
             }
         }
+        // Kept to hand this daemon's duties back at a graceful stop (dropped before the
+        // writer drains).
+        let duty_store = state.store.clone();
         let app = http::router(state);
         tracing::info!(addr = %listener.local_addr()?, "latchkey is listening");
         let server = axum::serve(
@@ -317,6 +320,9 @@ impl Opened {
             tracing::warn!("background tasks still busy at the stop deadline were cut off");
         }
         drop(webhooks);
+        // Another daemon on the same PostgreSQL database takes this one's duties over at once
+        // rather than after their claims run out.
+        let _ = tokio::task::spawn_blocking(move || duty_store.release_duties()).await;
         // The router and the worker (and with them every store handle) are gone: the writer
         // drains what it was given and stops. A request cut off above may still hold a handle:
         // its writes are committed or not, never half, and it was never answered.

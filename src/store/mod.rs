@@ -211,18 +211,22 @@ impl Store {
         let committed = seq.subscribe();
         let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
         if let (backend::Backend::Pg(pg), Some(master)) = (&backend, master) {
-            let (pg2, ring) = (pg.clone(), keyring.clone());
-            let reload = Box::new(move || match pg_open::load_keyring(&pg2, &master) {
-                Ok(Some(new)) => {
-                    let mut guard = match ring.write() {
-                        Ok(g) => g,
-                        Err(poisoned) => poisoned.into_inner(),
-                    };
-                    *guard = Arc::new(new);
-                    tracing::info!("the keyring changed on another daemon; reloaded");
+            // Weak: the listener thread must not keep the backend (its pool) alive.
+            let (weak, ring) = (pg.downgrade(), keyring.clone());
+            let reload = Box::new(move || {
+                let Some(pg2) = weak.upgrade() else { return };
+                match pg_open::load_keyring(&pg2, &master) {
+                    Ok(Some(new)) => {
+                        let mut guard = match ring.write() {
+                            Ok(g) => g,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        *guard = Arc::new(new);
+                        tracing::info!("the keyring changed on another daemon; reloaded");
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot reload the keyring"),
                 }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "cannot reload the keyring"),
             });
             pg_notices::start_listener(
                 pg,
@@ -276,6 +280,13 @@ impl Store {
         match self.duties.lock() {
             Ok(d) => d.get(name).copied(),
             Err(poisoned) => poisoned.into_inner().get(name).copied(),
+        }
+    }
+
+    fn note_duty_all_released(&self) {
+        match self.duties.lock() {
+            Ok(mut d) => d.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
         }
     }
 

@@ -164,6 +164,17 @@ impl Drop for Inner {
     }
 }
 
+/// A handle that does not keep the backend alive (for threads that must not outlive it).
+#[derive(Clone)]
+pub struct WeakPg(std::sync::Weak<Inner>);
+
+impl WeakPg {
+    /// The backend, while it lives.
+    pub fn upgrade(&self) -> Option<PgBackend> {
+        self.0.upgrade().map(|inner| PgBackend { inner })
+    }
+}
+
 impl fmt::Debug for PgBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = self.inner.pool.status();
@@ -272,6 +283,11 @@ impl PgBackend {
         Ok(backend)
     }
 
+    /// A handle that does not keep the backend alive.
+    pub fn downgrade(&self) -> WeakPg {
+        WeakPg(Arc::downgrade(&self.inner))
+    }
+
     /// The options it runs with.
     pub fn options(&self) -> &PgOptions {
         &self.inner.opts
@@ -334,6 +350,19 @@ impl PgBackend {
             rows.first()
                 .map(|r| r.try_get::<_, i64>(0).map_err(classify))
                 .transpose()
+        })
+    }
+
+    /// Hands back every duty `holder` holds (at a graceful stop).
+    pub fn release_duties(&self, holder: &str) -> Result<u64, KvError> {
+        let pool = self.inner.pool.clone();
+        let holder = holder.to_string();
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            client
+                .execute("DELETE FROM duties WHERE holder = $1", &[&holder])
+                .await
+                .map_err(classify)
         })
     }
 

@@ -328,7 +328,7 @@ impl Cluster {
     pub fn start(&mut self) -> io::Result<()> {
         let dir = self.dir.to_string_lossy().into_owned();
         let mut opts = format!(
-            "-p {} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "-p {} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=400",
             self.port
         );
         if !self.opts.fsync {

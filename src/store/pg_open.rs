@@ -110,6 +110,17 @@ impl Store {
         }
     }
 
+    /// Hands back this daemon's duties (PostgreSQL; nothing on redb), so that another daemon
+    /// takes them over at once.
+    pub fn release_duties(&self) {
+        if let Some(pg) = self.postgres() {
+            if let Err(e) = pg.release_duties(self.daemon_id()) {
+                tracing::warn!(error = %e, "cannot hand back the duties; they move when their claims run out");
+            }
+            self.note_duty_all_released();
+        }
+    }
+
     /// In a write job: fails unless this daemon still holds the duty `name` under the fencing
     /// token it claimed it with (checked inside the transaction). Always passes on redb.
     pub(super) fn check_fence(

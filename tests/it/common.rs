@@ -34,6 +34,8 @@ pub fn config(dir: &Path) -> Config {
     if let Ok(url) = std::fs::read_to_string(dir.join(PG_URL_FILE)) {
         cfg.store.backend = latchkey::config::StoreBackend::Postgres;
         cfg.store.url = latchkey::config::Credential(url);
+        // Many daemons share the suite's cluster: a small pool each.
+        cfg.store.pool_size = 4;
     }
     cfg
 }
