@@ -52,6 +52,12 @@ pub fn destinations(cfg: &WebhooksConfig) -> Destinations {
 struct StoreFeed {
     store: Store,
     id: String,
+    /// On PostgreSQL: did this daemon hold the subscription at the last look? When it takes
+    /// the duty (again), another daemon may have delivered meanwhile: the next batch starts at
+    /// the stored cursor instead of this worker's own.
+    held: std::sync::atomic::AtomicBool,
+    /// The duty was just taken: read the cursor from the store once.
+    taken: std::sync::atomic::AtomicBool,
 }
 
 fn now_unix() -> i64 {
@@ -67,8 +73,12 @@ impl Feed for StoreFeed {
         let held = tokio::task::spawn_blocking(move || store.holds_duty(&duty))
             .await
             .unwrap_or(false);
+        let was = self.held.swap(held, std::sync::atomic::Ordering::Relaxed);
         if !held {
             return Err("another daemon delivers this subscription".into());
+        }
+        if !was {
+            self.taken.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let Some(w) = self
             .store
@@ -95,13 +105,13 @@ impl Feed for StoreFeed {
 
     async fn next_batch(&self, after: u64, limit: usize) -> Result<(Vec<Outgoing>, u64), String> {
         // On PostgreSQL another daemon may have delivered while this one did not hold the
-        // subscription: go on from the stored cursor when it is further.
-        let after = if self.store.postgres().is_some() {
-            after.max(
-                self.store
-                    .webhook_cursor(&self.id)
-                    .map_err(|e| e.to_string())?,
-            )
+        // subscription: right after taking it, go on from the stored cursor.
+        let after = if self.store.postgres().is_some()
+            && self.taken.swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.store
+                .webhook_cursor(&self.id)
+                .map_err(|e| e.to_string())?
         } else {
             after
         };
@@ -241,6 +251,10 @@ impl Manager {
         let feed = StoreFeed {
             store: self.store.clone(),
             id: id.to_string(),
+            // The cursor just read is this worker's starting point (a replay has set it);
+            // only a duty taken later, from another daemon, reads the stored one again.
+            held: std::sync::atomic::AtomicBool::new(true),
+            taken: std::sync::atomic::AtomicBool::new(false),
         };
         let handle = tokio::spawn(webhooks::worker::run(
             feed,
