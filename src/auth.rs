@@ -132,6 +132,20 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
     let presented = header
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim);
+    let resource: String = parts.uri.path().chars().take(256).collect();
+    let action = parts.method.as_str().to_lowercase();
+    authenticate_credential(state, presented, ip, &resource, &action).await
+}
+
+/// Authenticates a presented credential (the Bearer header's, or one pasted into the
+/// console's sign-in form); refusals are audited as `auth.failed` on `resource`/`action`.
+pub async fn authenticate_credential(
+    state: &AppState,
+    presented: Option<&str>,
+    ip: Option<String>,
+    resource: &str,
+    action: &str,
+) -> Result<Caller, ApiError> {
     let result = match presented {
         Some(cred) if !cred.is_empty() => identify(state, cred).await,
         _ => Err(Fail::Refused("missing bearer credential")),
@@ -170,8 +184,8 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
                 event: "auth.failed",
                 actor: Actor::anonymous(),
                 namespace: String::new(),
-                resource_path: parts.uri.path().chars().take(256).collect(),
-                action: parts.method.as_str().to_lowercase(),
+                resource_path: resource.to_string(),
+                action: action.to_string(),
                 outcome: "denied",
                 ip,
                 details: json!({"reason": reason}),

@@ -30,6 +30,7 @@ pub mod auth;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod deadlines;
 pub mod dotenv;

@@ -22,6 +22,7 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod client;
+pub mod console;
 pub mod docs;
 pub mod examples;
 pub mod exit;
@@ -120,6 +121,12 @@ pub enum ClientCommand {
     AdminToken {
         #[command(subcommand)]
         cmd: admin_tokens::AdminTokenCommand,
+    },
+    /// Sign in to the web console with a one-time link; list and end console sessions
+    /// (admin).
+    Console {
+        #[command(subcommand)]
+        cmd: console::ConsoleCommand,
     },
     /// Import secrets from files.
     Import {
@@ -285,6 +292,7 @@ pub async fn execute(cmd: ClientCommand, opts: GlobalOpts) -> anyhow::Result<()>
         ClientCommand::Agent { cmd } => agents::run(opts, cmd).await,
         ClientCommand::Token { cmd } => tokens::run(opts, cmd).await,
         ClientCommand::AdminToken { cmd } => admin_tokens::run(opts, cmd).await,
+        ClientCommand::Console { cmd } => console::run(opts, cmd).await,
         ClientCommand::Import { cmd } => import::run(opts, cmd).await,
         ClientCommand::Audit { cmd } => audit::run(opts, cmd).await,
         ClientCommand::Keys { cmd } => keys::run(opts, cmd).await,

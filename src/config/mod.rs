@@ -5,6 +5,7 @@
 
 mod approvals;
 mod channels;
+mod console;
 mod jobs;
 mod limits;
 mod load;
@@ -20,6 +21,7 @@ pub use approvals::{ApprovalsConfig, ApproverConfig};
 pub use channels::{
     ChannelsConfig, Credential, DiscordRoute, DiscordSettings, TelegramRoute, TelegramSettings,
 };
+pub use console::ConsoleConfig;
 pub use jobs::{JobConfig, JobsConfig};
 pub use limits::{HttpConfig, StoreBackend, StoreConfig, TokenConfig};
 pub use mcp::McpConfig;
@@ -57,6 +59,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// The MCP endpoint `/mcp`.
     pub mcp: McpConfig,
+    /// The web console `/ui`.
+    pub console: ConsoleConfig,
     /// Directory of proxy service files (`NAME.toml`); default: `services/` next to the
     /// config file, none without one.
     pub services_dir: String,
@@ -79,6 +83,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             jobs: JobsConfig::default(),
             mcp: McpConfig::default(),
+            console: ConsoleConfig::default(),
             services_dir: String::new(),
         }
     }

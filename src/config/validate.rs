@@ -33,6 +33,15 @@ impl Config {
         {
             return bad("tokens: need 0 < default_ttl_seconds <= max_ttl_seconds".into());
         }
+        if !(60..=30 * 86400).contains(&self.console.session_ttl_seconds) {
+            return bad("console.session_ttl_seconds must be between 60 and 2592000".into());
+        }
+        let url = &self.console.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return bad(format!(
+                "console.public_url = {url:?}: expected an http:// or https:// address"
+            ));
+        }
         if !(1..=4096).contains(&self.store.max_batch) {
             return bad("store.max_batch must be between 1 and 4096".into());
         }

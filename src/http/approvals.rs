@@ -89,7 +89,7 @@ pub struct VoteBody {
     pub decision: Decision,
     /// Optional reason (at most 400 characters).
     pub reason: Option<String>,
-    /// Where the vote was cast: `api` (default) or `cli`.
+    /// Where the vote was cast: `api` (default), `cli` or `console`.
     pub via: Option<String>,
 }
 
@@ -127,9 +127,10 @@ pub async fn vote(
     let via = match body.via.as_deref() {
         None | Some("api") => "api",
         Some("cli") => "cli",
+        Some("console") => "console",
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
-                "via is api or cli, not {other:?}"
+                "via is api, cli or console, not {other:?}"
             )));
         }
     };
@@ -147,7 +148,7 @@ pub async fn vote(
                 action: "vote".into(),
                 outcome: "denied",
                 ip: caller.origin.ip.clone(),
-                details: json!({"approval_id": id, "reason": "not an approver for this path", "via": "api"}),
+                details: json!({"approval_id": id, "reason": "not an approver for this path", "via": via}),
             })
             .await?;
         return Err(ApiError::AccessDenied(format!(

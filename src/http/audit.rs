@@ -55,6 +55,7 @@ pub async fn query(
         to_seq: q.to_seq,
         event: q.event,
         actor: q.actor,
+        agent_id: None,
         path_prefix: q.path_prefix,
         namespace: q.namespace,
         since: time_param("since", q.since)?,

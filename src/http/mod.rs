@@ -3,9 +3,10 @@
 //! handlers' annotations.
 
 mod admin_tokens;
-mod agents;
-mod approvals;
+pub(crate) mod agents;
+pub(crate) mod approvals;
 mod audit;
+mod console;
 mod export;
 mod grants;
 mod jobs;
@@ -18,9 +19,9 @@ mod secret_lifecycle;
 mod secret_list;
 mod secret_write;
 mod secrets;
-mod system;
-mod tokens;
-mod webhooks;
+pub(crate) mod system;
+pub(crate) mod tokens;
+pub(crate) mod webhooks;
 mod whoami;
 
 use std::time::Duration;
@@ -68,6 +69,7 @@ pub struct Path<T>(pub T);
         lease_request::request, leases::show, leases::list, leases::revoke, lease_value::secret, lease_value::read_now,
         approvals::list, approvals::show, approvals::vote, approvals::approver_token,
         grants::create, grants::put, grants::list, grants::delete, grants::put_policy, grants::list_policies, grants::delete_policy,
+        console::issue_link, console::sessions, console::revoke_session,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -221,8 +223,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{name}/run", g(Admin, post(jobs::run)))
         .route("/v1/audit", g(Admin, get(audit::query)))
         .route("/v1/audit/verify", g(Admin, get(audit::verify)))
+        .route("/v1/console/links", g(Admin, post(console::issue_link)))
+        .route("/v1/console/sessions", g(Admin, get(console::sessions)))
+        .route(
+            "/v1/console/sessions/{id}",
+            g(Admin, delete(console::revoke_session)),
+        )
         // MCP (Streamable HTTP) for agents; its tools call the routes above as the caller.
         .route("/mcp", g(Agent, crate::mcp::http::endpoint(&state)))
+        // The web console (its own sign-in: a session cookie, not a Bearer header).
+        .merge(if state.config.console.enabled {
+            crate::console::router()
+        } else {
+            Router::new()
+        })
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
@@ -246,7 +260,13 @@ async fn json_errors(resp: axum::response::Response) -> axum::response::Response
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
+    // The console's pages are HTML, refusals included.
+    let is_page = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_json || is_page || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

@@ -47,7 +47,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Ready>) 
 }
 
 /// Whether the daemon is ready, and each check by name (`store`, `channel:NAME`).
-fn readiness(state: &AppState) -> (bool, serde_json::Map<String, serde_json::Value>) {
+pub(crate) fn readiness(state: &AppState) -> (bool, serde_json::Map<String, serde_json::Value>) {
     let store_ok = state.store.healthy();
     let mut checks = serde_json::Map::new();
     checks.insert(

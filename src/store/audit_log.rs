@@ -21,6 +21,8 @@ pub struct AuditFilter {
     pub event: Option<String>,
     /// Actor id.
     pub actor: Option<String>,
+    /// The agent that acted (its key or one of its tokens).
+    pub agent_id: Option<String>,
     /// Resource path prefix.
     pub path_prefix: Option<String>,
     /// Namespace (exact).
@@ -95,6 +97,9 @@ impl Store {
                     .as_deref()
                     .is_some_and(|p| !type_matches(p, &e.event))
                     || f.actor.as_deref().is_some_and(|a| a != e.actor.id)
+                    || f.agent_id
+                        .as_deref()
+                        .is_some_and(|a| e.actor.agent_id.as_deref() != Some(a))
                     || f.path_prefix
                         .as_deref()
                         .is_some_and(|p| !e.resource_path.starts_with(p))

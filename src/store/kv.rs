@@ -55,13 +55,17 @@ pub enum Table {
     WebhookCursors,
     /// Webhook delivery attempts by (subscription id, counter).
     WebhookDeliveries,
+    /// One-time console sign-in links by SHA-256 of the link's secret.
+    ConsoleLinks,
+    /// Console sessions by SHA-256 of the cookie's secret.
+    ConsoleSessions,
     /// Anything else a test needs.
     Scratch,
 }
 
 impl Table {
     /// Every table (a new variant goes here too: PostgreSQL makes one table per entry).
-    pub const ALL: [Table; 23] = [
+    pub const ALL: [Table; 25] = [
         Table::Secrets,
         Table::Versions,
         Table::Audit,
@@ -84,6 +88,8 @@ impl Table {
         Table::OpenLeases,
         Table::WebhookCursors,
         Table::WebhookDeliveries,
+        Table::ConsoleLinks,
+        Table::ConsoleSessions,
         Table::Scratch,
     ];
 
@@ -112,6 +118,8 @@ impl Table {
             Table::OpenLeases => "kv_open_leases",
             Table::WebhookCursors => "kv_webhook_cursors",
             Table::WebhookDeliveries => "kv_webhook_deliveries",
+            Table::ConsoleLinks => "kv_console_links",
+            Table::ConsoleSessions => "kv_console_sessions",
             Table::Scratch => "kv_scratch",
         }
     }
@@ -376,6 +384,15 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Records<V> {
         value: &V,
     ) -> Result<(), super::StoreError> {
         Ok(tx.put(self.table, key, &super::encode(value)?)?)
+    }
+
+    /// Removes the record under an already encoded key (one from `entries`).
+    pub fn delete_encoded(
+        &self,
+        tx: &mut impl WriteTxn,
+        key: &[u8],
+    ) -> Result<bool, super::StoreError> {
+        Ok(tx.delete(self.table, key)?)
     }
 
     /// Up to `limit` records with `from ≤ key < to` (per the bounds), with their encoded keys,

@@ -63,7 +63,7 @@ pub(super) enum Selection {
 }
 
 /// Scoped tokens by id.
-const TOKENS: Records<TokenRecord> = Records::new(Table::Tokens);
+pub(super) const TOKENS: Records<TokenRecord> = Records::new(Table::Tokens);
 /// Revoked sessions and tasks: `session:<agent|*>:<id>` → revocation time (unix ns).
 const REVOKED: Records<u128> = Records::new(Table::Revoked);
 

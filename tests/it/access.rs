@@ -451,6 +451,27 @@ async fn every_route_answers_each_kind_of_credential_as_the_rules_say() {
         ),
         row(
             M::POST,
+            "/v1/console/links",
+            "/v1/console/links",
+            Some(json!({})),
+            [401, 403, 403, 403, 201],
+        ),
+        row(
+            M::GET,
+            "/v1/console/sessions",
+            "/v1/console/sessions",
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        row(
+            M::DELETE,
+            "/v1/console/sessions/{id}",
+            "/v1/console/sessions/01NOSUCHSESSION",
+            None,
+            [401, 403, 403, 403, 404],
+        ),
+        row(
+            M::POST,
             "/v1/export",
             "/v1/export",
             Some(json!({"paths": ["{ns}mine/x"]})),
