@@ -9,6 +9,7 @@ mod jobs;
 mod limits;
 mod load;
 mod mcp;
+mod metrics;
 mod validate;
 mod webhooks;
 
@@ -23,6 +24,7 @@ pub use channels::{
 pub use jobs::{JobConfig, JobsConfig};
 pub use limits::{HttpConfig, StoreBackend, StoreConfig, TokenConfig};
 pub use mcp::McpConfig;
+pub use metrics::MetricsConfig;
 pub use webhooks::WebhooksConfig;
 
 /// Everything the daemon can be told.
@@ -57,6 +59,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// The MCP endpoint `/mcp`.
     pub mcp: McpConfig,
+    /// Prometheus metrics at `/metrics`.
+    pub metrics: MetricsConfig,
     /// Directory of proxy service files (`NAME.toml`); default: `services/` next to the
     /// config file, none without one.
     pub services_dir: String,
@@ -79,6 +83,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             jobs: JobsConfig::default(),
             mcp: McpConfig::default(),
+            metrics: MetricsConfig::default(),
             services_dir: String::new(),
         }
     }

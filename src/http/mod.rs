@@ -12,6 +12,7 @@ mod jobs;
 mod lease_request;
 mod lease_value;
 mod leases;
+pub mod metrics;
 pub mod openapi;
 mod proxy;
 mod secret_lifecycle;
@@ -223,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/verify", g(Admin, get(audit::verify)))
         // MCP (Streamable HTTP) for agents; its tools call the routes above as the caller.
         .route("/mcp", g(Agent, crate::mcp::http::endpoint(&state)))
+        .merge(metrics::api_routes(&state))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
@@ -232,6 +234,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http())
+        // Outermost: counts every answer (refusals and timeouts too) by its route template.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
