@@ -12,7 +12,7 @@
 //!   `deadlines` applies expiries from a queue kept in redb.
 //! - `channels` (Telegram, Discord cards and taps), `subscriptions` (audit webhooks), `jobs`
 //!   (cron), `announce` (notices to the chats) and `proxy` (credential injection) run beside
-//!   the API.
+//!   the API; `metrics` is the daemon's Prometheus registry (`GET /metrics`).
 //! - `cli`: the command-line client over HTTP (on the `latchkey-client` crate); `mcp`: the
 //!   MCP server (stdio and `/mcp`), whose tools call the API with the caller's credential;
 //!   `dotenv`: `.env` parsing for imports.

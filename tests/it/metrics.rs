@@ -544,3 +544,110 @@ async fn metrics_are_off_by_default() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn chat_api_calls_by_platform_call_and_outcome() {
+    use crate::channel_world::{DC_CHANNEL, Setup, WAIT, configure};
+    use bots::fake::discord::FakeDiscord;
+    use bots::fake::telegram::FakeTelegram;
+    let tg = FakeTelegram::start().await;
+    let dc = FakeDiscord::start(&[DC_CHANNEL]).await;
+    let (tg_url, dc_url) = (tg.url.clone(), dc.url.clone());
+    let d = Daemon::start_with(move |c| {
+        configure(
+            c,
+            &Setup {
+                webhook: true,
+                ..Setup::default()
+            },
+            &tg_url,
+            &dc_url,
+        );
+        c.metrics.enabled = true;
+    })
+    .await;
+    let admin = d.admin.clone();
+    let (s, b) = d
+        .call(
+            Method::POST,
+            "/v1/grants",
+            Some(&admin),
+            Some(json!({"subject": {"kind": "namespace", "value": "entities"}, "pattern": "**", "actions": ["read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    d.put(
+        &admin,
+        "production/db",
+        json!({"value": "CHAT-METRICS-7", "sensitivity": "critical"}),
+    )
+    .await;
+    let (_, key) = d.agent("chatty", 1).await;
+    // The first card post to Telegram is rate limited once, then goes through.
+    tg.rate_limit_next("sendMessage", 1);
+    let (s, l) = d
+        .call(
+            Method::POST,
+            "/v1/leases",
+            Some(&key),
+            Some(json!({"path": "/production/db", "reason": "chat"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    assert_eq!(l["state"], "pending");
+    // One card in the main Telegram chat (the only route for production paths) and one in
+    // the Discord channel; the counts follow once the daemon has its answers (the start-up
+    // checks and setWebhook run beside them).
+    let calls = |m: &[Sample], platform: &str, call: &str, outcome: &str| {
+        value(
+            m,
+            "latchkey_chat_api_calls_total",
+            &[("platform", platform), ("call", call), ("outcome", outcome)],
+        )
+    };
+    let until = Instant::now() + WAIT;
+    let m = loop {
+        let m = scrape(&d).await;
+        let done = [
+            ("telegram", "post"),
+            ("discord", "post"),
+            ("telegram", "check"),
+            ("discord", "check"),
+            ("telegram", "webhook"),
+        ]
+        .iter()
+        .all(|(p, c)| calls(&m, p, c, "ok") == Some(1.0));
+        if done || Instant::now() > until {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(calls(&m, "telegram", "post", "ok"), Some(1.0));
+    assert_eq!(calls(&m, "telegram", "post", "rate_limited"), Some(1.0));
+    assert_eq!(calls(&m, "discord", "post", "ok"), Some(1.0));
+    assert_eq!(calls(&m, "telegram", "check", "ok"), Some(1.0));
+    assert_eq!(calls(&m, "discord", "check", "ok"), Some(1.0));
+    assert_eq!(calls(&m, "telegram", "webhook", "ok"), Some(1.0));
+    assert_eq!(tg.calls_to("sendMessage").len(), 2);
+    d.stop().await;
+}
+
+#[test]
+fn the_parser_refuses_what_the_format_refuses() {
+    let ok =
+        "# HELP a_total x.\n# TYPE a_total counter\na_total{r=\"/v1/x/{id}\",s=\"q\\\"b\"} 1\n";
+    let got = parse(ok);
+    assert_eq!(got[0].labels["r"], "/v1/x/{id}");
+    assert_eq!(got[0].labels["s"], "q\"b");
+    for bad in [
+        "a_total 1\n",
+        "# TYPE a counter\na{r=/x} 1\n",
+        "# TYPE a counter\na{r=\"x\"}\n",
+        "# TYPE a counter\na 1 2 3\n",
+        "# TYPE a counter\n# TYPE a counter\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_count 1\n",
+    ] {
+        assert!(std::panic::catch_unwind(|| parse(bad)).is_err(), "{bad}");
+    }
+}
