@@ -41,7 +41,11 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         chats.dedup();
         if let Some(tg) = &tg {
             for chat in chats {
-                if let Err(e) = tg.send_text(chat, &text).await {
+                let sent = tg.send_text(chat, &text).await;
+                state
+                    .metrics
+                    .chat_call("telegram", crate::metrics::ChatCall::Notice, &sent);
+                if let Err(e) = sent {
                     tracing::warn!(chat, error = %e, "announcement not delivered");
                 }
             }
@@ -58,7 +62,14 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 .routes
                 .iter()
                 .any(|r| r.channel_id == *channel && matches(&r.pattern));
-            if routed && let Err(e) = dc.send_text(&text).await {
+            if !routed {
+                continue;
+            }
+            let sent = dc.send_text(&text).await;
+            state
+                .metrics
+                .chat_call("discord", crate::metrics::ChatCall::Notice, &sent);
+            if let Err(e) = sent {
                 tracing::warn!(channel, error = %e, "announcement not delivered to Discord");
             }
         }

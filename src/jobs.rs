@@ -171,12 +171,15 @@ impl Jobs {
         let cfg = self
             .job(name)
             .ok_or_else(|| JobError::Unknown(name.to_string()))?;
+        let metrics = self.store.metrics();
         if !self.claim(name) {
+            metrics.job_run(name, "skipped");
             return Err(JobError::Running(name.to_string()));
         }
         let started = self.store.start_job_run(name.to_string(), slot).await;
         let Ok(Some(mut record)) = started else {
             self.release(name);
+            metrics.job_run(name, "skipped");
             return Err(JobError::Running(name.to_string()));
         };
         let result = self.body(name, &cfg).await;
@@ -186,6 +189,7 @@ impl Jobs {
             Err(m) => ("error", m.clone()),
         };
         record.last_result = Some(status.into());
+        metrics.job_run(name, status);
         record.last_message = Some(message.clone());
         let _ = self.store.save_job_run(name.to_string(), record).await;
         self.release(name);

@@ -12,7 +12,7 @@
 //!   `deadlines` applies expiries from a queue kept in redb.
 //! - `channels` (Telegram, Discord cards and taps), `subscriptions` (audit webhooks), `jobs`
 //!   (cron), `announce` (notices to the chats) and `proxy` (credential injection) run beside
-//!   the API.
+//!   the API; `metrics` is the daemon's Prometheus registry (`GET /metrics`).
 //! - `cli`: the command-line client over HTTP (on the `latchkey-client` crate); `mcp`: the
 //!   MCP server (stdio and `/mcp`), whose tools call the API with the caller's credential;
 //!   `dotenv`: `.env` parsing for imports.
@@ -40,6 +40,7 @@ pub mod init;
 pub mod jobs;
 pub mod lease;
 pub mod mcp;
+pub mod metrics;
 pub mod notice;
 pub mod paths;
 pub mod policy;
@@ -177,6 +178,7 @@ pub struct Opened {
     store: Store,
     writer: store::writer::WriterThread,
     master: zeroize::Zeroizing<[u8; 32]>,
+    metrics_listener: Option<TcpListener>,
 }
 
 /// Opens the data directory of `config` (see [`Opened`]).
@@ -187,6 +189,7 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
         store,
         writer,
         master,
+        metrics_listener: None,
     })
 }
 
@@ -202,6 +205,13 @@ pub async fn run(
 }
 
 impl Opened {
+    /// Serves `/metrics` on `listener` (when metrics are enabled) instead of binding
+    /// `metrics.listen`: for tests, which bind 127.0.0.1:0.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Opened {
+        self.metrics_listener = Some(listener);
+        self
+    }
+
     /// Serves on `listener` until `shutdown` completes (see [`run`]).
     pub async fn serve(
         self,
@@ -213,6 +223,7 @@ impl Opened {
             store,
             writer,
             master,
+            metrics_listener,
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
@@ -228,6 +239,7 @@ impl Opened {
         let proxy = proxy::Registry::new(files, store.list_services()?);
         let config = Arc::new(config);
         let jobs = jobs::Jobs::new(store.clone(), config.clone());
+        let store_metrics = store.metrics().clone();
         let state = AppState::new(state::Shared {
             jobs: jobs.clone(),
             proxy,
@@ -239,7 +251,10 @@ impl Opened {
             keys_lock: Arc::new(tokio::sync::Mutex::new(())),
             stopping: stopping.clone(),
             self_url: mcp::http::self_url(listener.local_addr()?),
+            metrics: store_metrics,
         });
+        let metrics_server =
+            http::metrics::start_separately(&state, metrics_listener, &stop_rx).await?;
         let worker = tokio::spawn(deadlines::run(state.store.clone(), stop_rx.clone()));
         tokio::spawn(jobs.run(stop_rx.clone()));
         tokio::spawn(announce::run(state.clone(), stop_rx.clone()));
@@ -254,10 +269,13 @@ impl Opened {
             } else if let Some(bot) = state.channels.telegram.clone() {
                 let (url, secret) = (tg.webhook_url.clone(), tg.webhook_secret.0.clone());
                 let status = state.channels.status.clone();
+                let chat_metrics = state.metrics.clone();
                 tokio::spawn(async move {
                     // Retried with backoff while Telegram is unreachable; the outcome shows in /readyz.
                     for attempt in 0u32..12 {
-                        match bot.set_webhook(&url, &secret).await {
+                        let set = bot.set_webhook(&url, &secret).await;
+                        chat_metrics.chat_call("telegram", metrics::ChatCall::Webhook, &set);
+                        match set {
                             Ok(()) => {
                                 status.set("telegram-webhook", "ok".into());
                                 return;
@@ -316,6 +334,9 @@ impl Opened {
         let background = async {
             let _ = worker.await;
             webhooks.shutdown().await;
+            if let Some(m) = metrics_server {
+                let _ = m.await;
+            }
         };
         if tokio::time::timeout_at(deadline, background).await.is_err() {
             tracing::warn!("background tasks still busy at the stop deadline were cut off");

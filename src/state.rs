@@ -44,6 +44,8 @@ pub struct Shared {
     pub keys_lock: Arc<tokio::sync::Mutex<()>>,
     /// Becomes true when the daemon starts to stop: long-polls answer at once.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// This daemon's metrics (the store's handle: the writer records into it too).
+    pub metrics: crate::metrics::Metrics,
     /// The daemon's own address (`http://IP:PORT`, loopback for a wildcard listener): the MCP
     /// tools at `/mcp` call the API there with their caller's credential.
     pub self_url: String,

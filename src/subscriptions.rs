@@ -138,6 +138,10 @@ impl Feed for StoreFeed {
     }
 
     async fn save_progress(&self, cursor: u64, records: Vec<Record>) -> Result<(), String> {
+        // Each attempt reaches here exactly once (the worker hands its records over).
+        for r in &records {
+            self.store.metrics().webhook_delivery(r.attempt.status);
+        }
         let records = records.into_iter().map(to_delivery).collect();
         self.store
             .save_webhook_progress(self.id.clone(), cursor, records)

@@ -99,12 +99,15 @@ pub async fn interactions(
                 // failed or is queued). The answer tells the clicker who decided; the edit,
                 // after the answer (Discord wants one within 3 s), closes the card.
                 let dc = dc.clone();
+                let metrics = state.metrics.clone();
                 tokio::spawn(async move {
                     let at = [bots::MessageRef {
                         chat_id: channel,
                         message_id: message,
                     }];
-                    if let Err(e) = dc.update(&super::card(&a), &at).await {
+                    let edited = dc.update(&super::card(&a), &at).await;
+                    metrics.chat_call("discord", crate::metrics::ChatCall::Edit, &edited);
+                    if let Err(e) = edited {
                         tracing::warn!(error = %e, "could not close a stale Discord card");
                     }
                 });

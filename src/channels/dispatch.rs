@@ -110,6 +110,17 @@ fn resync_job(approval: &ApprovalRecord, refs: &[CardRef], target: &str) -> Opti
     }
 }
 
+/// Counts a call to the target's platform in the metrics; answers its result.
+fn counted<T>(
+    store: &Store,
+    t: &Target,
+    call: crate::metrics::ChatCall,
+    result: Result<T, ChannelError>,
+) -> Result<T, ChannelError> {
+    store.metrics().chat_call(t.channel.name(), call, &result);
+    result
+}
+
 /// Runs one target's queue: each job retried until done, refused for good, or shutdown.
 pub(super) async fn run_target(
     t: Target,
@@ -127,7 +138,12 @@ pub(super) async fn run_target(
         loop {
             tries += 1;
             let result = match &job {
-                Job::Post(card) => match t.channel.post(card).await {
+                Job::Post(card) => match counted(
+                    &store,
+                    &t,
+                    crate::metrics::ChatCall::Post,
+                    t.channel.post(card).await,
+                ) {
                     Ok(refs) => {
                         let refs = refs
                             .into_iter()
@@ -161,7 +177,13 @@ pub(super) async fn run_target(
                         // and nothing learnt about the target's health.
                         Ok(false)
                     } else {
-                        t.channel.update(card, &refs).await.map(|()| true)
+                        counted(
+                            &store,
+                            &t,
+                            crate::metrics::ChatCall::Edit,
+                            t.channel.update(card, &refs).await,
+                        )
+                        .map(|()| true)
                     }
                 }
             };

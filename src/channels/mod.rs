@@ -140,6 +140,7 @@ pub struct Hub {
     pub telegram_username: Arc<Mutex<Option<String>>>,
     queues: Arc<Vec<dispatch::Queue>>,
     shutdown: watch::Receiver<bool>,
+    metrics: crate::metrics::Metrics,
 }
 
 /// A channel's state in `/readyz` until its first check has answered.
@@ -239,6 +240,7 @@ impl Hub {
             telegram_username: Arc::default(),
             queues: Arc::new(queues),
             shutdown: shutdown.clone(),
+            metrics: store.metrics().clone(),
         };
         tokio::spawn(dispatch::dispatch(
             hub.queues.clone(),
@@ -280,6 +282,14 @@ impl Hub {
         let mut wait = Duration::from_secs(1);
         loop {
             let r = tokio::time::timeout(Duration::from_secs(15), check()).await;
+            match &r {
+                Ok(answer) => self
+                    .metrics
+                    .chat_call(name, crate::metrics::ChatCall::Check, answer),
+                Err(_) => self
+                    .metrics
+                    .chat_call_timed_out(name, crate::metrics::ChatCall::Check),
+            }
             let (retry, bot) = match &r {
                 Ok(Ok(bot)) => (false, Some(bot.clone())),
                 Ok(Err(e)) => (e.is_retryable(), None),

@@ -63,7 +63,11 @@ pub async fn handle(state: &AppState, incoming: Incoming) {
                     ("this button is not valid".to_string(), true)
                 }
             };
-            if let Err(e) = tg.answer_tap(&callback_query_id, &text, alert).await {
+            let answered = tg.answer_tap(&callback_query_id, &text, alert).await;
+            state
+                .metrics
+                .chat_call("telegram", crate::metrics::ChatCall::Answer, &answered);
+            if let Err(e) = answered {
                 tracing::warn!(error = %e, "answerCallbackQuery failed");
             }
             // A tap on a card decided earlier: that copy still shows buttons (its edit
@@ -73,7 +77,11 @@ pub async fn handle(state: &AppState, incoming: Incoming) {
                     chat_id: chat.to_string(),
                     message_id: message.to_string(),
                 };
-                if let Err(e) = tg.edit(&super::card(&a), &at).await {
+                let edited = tg.edit(&super::card(&a), &at).await;
+                state
+                    .metrics
+                    .chat_call("telegram", crate::metrics::ChatCall::Edit, &edited);
+                if let Err(e) = edited {
                     tracing::warn!(error = %e, "could not close a stale Telegram card");
                 }
             }
@@ -95,7 +103,11 @@ pub async fn handle(state: &AppState, incoming: Incoming) {
                 Command::Start => "Latchkey approval bot. /whoami shows your ids; /pending lists approvals you may decide.".into(),
                 Command::Other(_) => return,
             };
-            if let Err(e) = tg.send_text(chat_id, &reply).await {
+            let sent = tg.send_text(chat_id, &reply).await;
+            state
+                .metrics
+                .chat_call("telegram", crate::metrics::ChatCall::Reply, &sent);
+            if let Err(e) = sent {
                 tracing::warn!(error = %e, "reply failed");
             }
         }
@@ -140,7 +152,11 @@ pub async fn poll(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let Some(tg) = state.channels.telegram.clone() else {
         return;
     };
-    if let Err(e) = tg.delete_webhook().await {
+    let deleted = tg.delete_webhook().await;
+    state
+        .metrics
+        .chat_call("telegram", crate::metrics::ChatCall::Webhook, &deleted);
+    if let Err(e) = deleted {
         tracing::warn!(error = %e, "deleteWebhook failed");
     }
     let mut offset = 0;
@@ -166,6 +182,9 @@ pub async fn poll(state: AppState, mut shutdown: watch::Receiver<bool>) {
             r = tg.get_updates(offset, wait_secs) => r,
             _ = shutdown.changed() => return,
         };
+        state
+            .metrics
+            .chat_call("telegram", crate::metrics::ChatCall::Poll, &got);
         match got {
             Ok(updates) => {
                 if failures > 0 {

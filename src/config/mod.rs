@@ -10,6 +10,7 @@ mod jobs;
 mod limits;
 mod load;
 mod mcp;
+mod metrics;
 mod validate;
 mod webhooks;
 
@@ -25,6 +26,7 @@ pub use console::ConsoleConfig;
 pub use jobs::{JobConfig, JobsConfig};
 pub use limits::{HttpConfig, StoreBackend, StoreConfig, TokenConfig};
 pub use mcp::McpConfig;
+pub use metrics::MetricsConfig;
 pub use webhooks::WebhooksConfig;
 
 /// Everything the daemon can be told.
@@ -61,6 +63,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// The web console `/ui`.
     pub console: ConsoleConfig,
+    /// Prometheus metrics at `/metrics`.
+    pub metrics: MetricsConfig,
     /// Directory of proxy service files (`NAME.toml`); default: `services/` next to the
     /// config file, none without one.
     pub services_dir: String,
@@ -84,6 +88,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             mcp: McpConfig::default(),
             console: ConsoleConfig::default(),
+            metrics: MetricsConfig::default(),
             services_dir: String::new(),
         }
     }

@@ -14,6 +14,20 @@ impl Config {
                 self.listen
             ));
         }
+        if !self.metrics.listen.is_empty() {
+            match self.metrics.listen.parse::<SocketAddr>() {
+                Err(_) => {
+                    return bad(format!(
+                        "metrics.listen = {:?} is not an address such as 127.0.0.1:9464",
+                        self.metrics.listen
+                    ));
+                }
+                Ok(a) if a.port() != 0 && self.listen.parse::<SocketAddr>().ok() == Some(a) => {
+                    return bad("metrics.listen must differ from listen (leave it empty to serve /metrics on the API listener)".into());
+                }
+                Ok(_) => {}
+            }
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return bad(format!(
                 "log_format = {:?}: expected \"text\" or \"json\"",

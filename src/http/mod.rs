@@ -13,6 +13,7 @@ mod jobs;
 mod lease_request;
 mod lease_value;
 mod leases;
+pub mod metrics;
 pub mod openapi;
 mod proxy;
 mod secret_lifecycle;
@@ -237,6 +238,7 @@ pub fn router(state: AppState) -> Router {
         } else {
             Router::new()
         })
+        .merge(metrics::api_routes(&state))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
@@ -246,6 +248,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http())
+        // Outermost: counts every answer (refusals and timeouts too) by its route template.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

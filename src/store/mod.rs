@@ -12,6 +12,7 @@ mod audit_log;
 pub mod backend;
 mod console;
 mod credentials;
+mod gauges;
 mod housekeeping;
 pub mod keys;
 pub mod kv;
@@ -209,6 +210,7 @@ impl Store {
             notices: Notices::new(4096),
             deadlines: Arc::new(Notify::new()),
             daemon: crate::util::new_id(),
+            metrics: crate::metrics::Metrics::new(),
         };
         let (writer, thread, seq) = writer::spawn(backend.clone(), max_batch, hooks.clone())?;
         let committed = seq.subscribe();

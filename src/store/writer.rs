@@ -122,6 +122,8 @@ pub struct Hooks {
     pub deadlines: Arc<Notify>,
     /// This daemon's id among the daemons of one PostgreSQL database.
     pub daemon: String,
+    /// This daemon's metrics (batch sizes, commit latency, what committed batches announce).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Handle to submit jobs.
@@ -406,15 +408,21 @@ fn run(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let mut outcome = Attempt::Retry;
-        for _ in 0..MAX_ATTEMPTS {
+        for n in 0..MAX_ATTEMPTS {
+            if n > 0 {
+                hooks.metrics.batch_retried();
+            }
             outcome = attempt(&backend, &mut batch, &head);
             if !matches!(outcome, Attempt::Retry) {
                 break;
             }
         }
+        let (size, took) = (batch.len(), started.elapsed());
         match outcome {
             Attempt::Committed(new_head, notices, deadline_added) => {
+                hooks.metrics.batch_committed(size, took, &notices);
                 head = new_head;
                 let last = head.0 - 1;
                 seq_tx.send_if_modified(|v| {
@@ -439,6 +447,7 @@ fn run(
                 }
             }
             Attempt::Retry => {
+                hooks.metrics.batch_failed(size, took, true);
                 tracing::error!("a write batch kept conflicting; every request in it fails");
                 for job in batch.drain(..) {
                     job.finish(Err(StoreError::Unavailable(
@@ -447,6 +456,7 @@ fn run(
                 }
             }
             Attempt::Failed(e) => {
+                hooks.metrics.batch_failed(size, took, false);
                 tracing::error!(error = %e, "write batch aborted; every request in it fails");
                 let msg = e.to_string();
                 for job in batch.drain(..) {

@@ -172,14 +172,32 @@ impl Daemon {
 
     /// Starts the daemon on an existing data directory with a changed config.
     pub async fn start_in_with(dir: TempDir, admin: String, tweak: impl Fn(&mut Config)) -> Daemon {
+        Daemon::start_serving(dir, admin, tweak, None).await
+    }
+
+    /// Starts the daemon on an existing data directory with a changed config, serving
+    /// `/metrics` on `metrics` when given (with `metrics.listen` set).
+    pub async fn start_serving(
+        dir: TempDir,
+        admin: String,
+        tweak: impl Fn(&mut Config),
+        metrics: Option<tokio::net::TcpListener>,
+    ) -> Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = oneshot::channel::<()>();
         let mut cfg = config(dir.path());
         tweak(&mut cfg);
-        let handle = tokio::spawn(latchkey::run(cfg, listener, async move {
+        let shutdown = async move {
             let _ = rx.await;
-        }));
+        };
+        let handle = tokio::spawn(async move {
+            let mut opened = latchkey::open(cfg)?;
+            if let Some(m) = metrics {
+                opened = opened.with_metrics_listener(m);
+            }
+            opened.serve(listener, shutdown).await
+        });
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(20))
             .build()

@@ -32,6 +32,7 @@ mod leases;
 mod leases_approvals;
 mod mcp;
 mod mcp_stdio;
+mod metrics;
 mod migrate;
 mod openapi;
 mod proxy;
