@@ -25,6 +25,7 @@ pub mod pg_cluster;
 mod pg_listen;
 mod pg_notices;
 pub mod pg_open;
+mod pg_overlay;
 mod pg_schema;
 #[cfg(test)]
 mod pg_tests;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::keys::Key;
-use super::kv::{KvError, ReadTxn, Table, WriteTxn, contract};
+use super::kv::{KvError, ReadTxn, Rows, Table, WriteTxn, contract};
 use super::pg::{PgBackend, PgOptions, PgRead, PgWrite};
 use super::pg_cluster::{self, Cluster};
 use super::pg_schema::SCHEMA_VERSION;
@@ -354,6 +354,69 @@ fn a_lost_connection_is_unavailable_and_the_pool_recovers() {
 }
 
 #[test]
+fn buffered_writes_lock_at_commit_in_one_order_and_reads_see_them() {
+    let Some((_, b)) = backend("buffered") else {
+        return;
+    };
+    let t = Table::Scratch;
+    let both = Barrier::new(2);
+    // Blind writes in opposite orders do not deadlock: their locks are taken at commit, sorted.
+    let outcomes: Vec<Result<(), KvError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = [(b"b1", b"b2"), (b"b2", b"b1")]
+            .into_iter()
+            .map(|(first, second)| {
+                let (b, both) = (b.clone(), &both);
+                s.spawn(move || {
+                    let mut w = b.begin_write();
+                    w.put(t, first, b"x")?;
+                    both.wait();
+                    w.put(t, second, b"y")?;
+                    w.commit()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    // Inside one transaction, reads see its pending puts and deletes, ranges included.
+    let mut w = b.begin_write();
+    w.put(t, b"r1", b"1").unwrap();
+    w.put(t, b"r2", b"2").unwrap();
+    w.put(t, b"r3", b"3").unwrap();
+    w.commit().unwrap();
+    let mut w = b.begin_write();
+    assert!(w.delete(t, b"r2").unwrap(), "r2 was there");
+    assert!(
+        !w.delete(t, b"r2").unwrap(),
+        "and is gone in this transaction"
+    );
+    w.put(t, b"r4", b"4").unwrap();
+    assert_eq!(w.get(t, b"r4").unwrap().as_deref(), Some(&b"4"[..]));
+    assert_eq!(w.get(t, b"r2").unwrap(), None);
+    let from = Bound::Included(&b"r"[..]);
+    let to = Bound::Excluded(&b"s"[..]);
+    let keys = |rows: Rows| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(
+        keys(w.range(t, from, to, false, 2).unwrap()),
+        vec![b"r1".to_vec(), b"r3".to_vec()]
+    );
+    assert_eq!(
+        keys(w.range(t, from, to, true, 2).unwrap()),
+        vec![b"r4".to_vec(), b"r3".to_vec()]
+    );
+    // Another transaction sees nothing of it before the commit, everything after.
+    assert!(b.begin_read().get(t, b"r2").unwrap().is_some());
+    w.commit().unwrap();
+    let r = b.begin_read();
+    assert!(r.get(t, b"r2").unwrap().is_none());
+    assert_eq!(r.get(t, b"r4").unwrap().as_deref(), Some(&b"4"[..]));
+    assert_eq!(
+        r.get(t, b"b1").unwrap().as_deref().map(<[u8]>::len),
+        Some(1)
+    );
+}
+
+#[test]
 fn a_deadlock_and_a_serialization_failure_are_retry() {
     let Some((_, b)) = backend("retry") else {
         return;
@@ -366,9 +429,12 @@ fn a_deadlock_and_a_serialization_failure_are_retry() {
             .map(|(first, second)| {
                 let (b, both) = (b.clone(), &both);
                 s.spawn(move || {
+                    // Reads lock their key at once (puts only at commit, in one order).
                     let mut w = b.begin_write();
+                    w.get(t, first)?;
                     w.put(t, first, b"x")?;
                     both.wait();
+                    w.get(t, second)?;
                     w.put(t, second, b"y")?;
                     w.commit()
                 })

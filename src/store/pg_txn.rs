@@ -17,12 +17,16 @@ use tokio_postgres::types::ToSql;
 
 use super::kv::{KvError, ReadTxn, Rows, Table, WriteTxn};
 use super::pg::{classify, no_answer, pool_error, run_on};
+use super::pg_overlay::Overlay;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+/// The locks of a commit's buffered writes, in the order given (sorted: the same order on every
+/// daemon).
+const LOCK_MANY: &str = "SELECT count(pg_advisory_xact_lock(x)) FROM unnest($1::int8[]) AS x";
 
 /// The advisory lock of one key: the first 8 bytes of SHA-256(table name, 0, key).
 pub fn lock_key(t: Table, key: &[u8]) -> i64 {
@@ -76,6 +80,8 @@ struct Conn {
     done: bool,
     /// Key locks already held (`pg_advisory_xact_lock` again would only count up).
     locked: HashSet<i64>,
+    /// A write transaction's puts and deletes, sent at commit (None for a read snapshot).
+    overlay: Option<Overlay>,
 }
 
 impl Drop for Conn {
@@ -101,6 +107,7 @@ impl Conn {
             broken: false,
             done: false,
             locked: HashSet::new(),
+            overlay: (begin == BEGIN_WRITE).then(Overlay::default),
         }
     }
 
@@ -177,6 +184,10 @@ impl Conn {
     }
 
     async fn get(&mut self, t: Table, key: &[u8], lock: bool) -> Result<Option<Vec<u8>>, KvError> {
+        // This transaction's own pending write answers first.
+        if let Some(pending) = self.overlay.as_ref().and_then(|o| o.get(t, key)) {
+            return Ok(pending.cloned());
+        }
         let sql = format!("SELECT v FROM {} WHERE k = $1", t.name());
         let rows = self
             .pipelined(lock.then(|| lock_key(t, key)), &sql, &[&key])
@@ -200,7 +211,13 @@ impl Conn {
             to.as_ref().map(Vec::as_slice),
             rev,
         );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Deleted rows of the range are asked for too, so that `limit` remain.
+        let extra = self
+            .overlay
+            .as_ref()
+            .map_or(0, |o| o.deletes_in(t, &from, &to));
+        let wanted = limit;
+        let limit = i64::try_from(limit.saturating_add(extra)).unwrap_or(i64::MAX);
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(3);
         for b in [&from, &to] {
             if let Some(v) = bound_value(b) {
@@ -208,7 +225,8 @@ impl Conn {
             }
         }
         params.push(&limit);
-        self.pipelined(None, &sql, &params)
+        let rows: Rows = self
+            .pipelined(None, &sql, &params)
             .await?
             .into_iter()
             .map(|r| {
@@ -217,10 +235,35 @@ impl Conn {
                     r.try_get(1).map_err(classify)?,
                 ))
             })
-            .collect()
+            .collect::<Result<_, KvError>>()?;
+        Ok(match &self.overlay {
+            Some(o) => o.merge(t, &from, &to, rev, wanted, rows),
+            None => rows,
+        })
+    }
+
+    /// Refuses work on a transaction that ended or failed.
+    fn usable(&self) -> Result<(), KvError> {
+        if self.done {
+            return Err(KvError::Backend("the transaction has ended".into()));
+        }
+        if self.failed {
+            return Err(KvError::Backend(
+                "an earlier statement of this transaction failed; it can only roll back".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn put(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        if let Some(o) = self.overlay.as_mut() {
+            // Sent at commit, with its lock.
+            if self.done || self.failed {
+                return self.usable();
+            }
+            o.put(t, key, value);
+            return Ok(());
+        }
         let sql = format!(
             "INSERT INTO {} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
             t.name()
@@ -231,6 +274,23 @@ impl Conn {
     }
 
     async fn delete(&mut self, t: Table, key: &[u8]) -> Result<bool, KvError> {
+        if self.overlay.is_some() {
+            self.usable()?;
+            // Whether there was a row: this transaction's pending write, else the database
+            // (the key locked from here on, as a `get` would).
+            let pending = self
+                .overlay
+                .as_ref()
+                .and_then(|o| o.get(t, key).map(|v| v.is_some()));
+            let existed = match pending {
+                Some(e) => e,
+                None => self.get(t, key, true).await?.is_some(),
+            };
+            if let Some(o) = self.overlay.as_mut() {
+                o.delete(t, key);
+            }
+            return Ok(existed);
+        }
         let sql = format!("DELETE FROM {} WHERE k = $1 RETURNING 1", t.name());
         let rows = self
             .pipelined(Some(lock_key(t, key)), &sql, &[&key])
@@ -238,8 +298,85 @@ impl Conn {
         Ok(!rows.is_empty())
     }
 
-    /// COMMIT (or ROLLBACK) and give the connection back to the pool.
+    /// Sends the buffered writes: their key locks (sorted), then one upsert and one delete
+    /// statement per table, pipelined in one round trip.
+    async fn flush(&mut self) -> Result<(), KvError> {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return Ok(());
+        };
+        if overlay.is_empty() {
+            return Ok(());
+        }
+        let mut locks: Vec<i64> = overlay
+            .keys()
+            .map(|(t, k)| lock_key(t, k))
+            .filter(|h| !self.locked.contains(h))
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
+        let batches = overlay.drain();
+        self.pipelined(None, LOCK_MANY, &[&locks]).await?;
+        self.locked.extend(locks);
+        let out = self.send_writes(&batches).await;
+        if let Err(e) = &out {
+            self.failed = true;
+            if matches!(e, KvError::Unavailable(_)) {
+                self.broken = true;
+            }
+        }
+        out
+    }
+
+    async fn send_writes(&self, batches: &[super::pg_overlay::Flush]) -> Result<(), KvError> {
+        let Some(client) = &self.client else {
+            return Err(KvError::Backend("no connection".into()));
+        };
+        let mut statements = Vec::new();
+        for f in batches {
+            let name = f.table.name();
+            if !f.put_keys.is_empty() {
+                let sql = format!(
+                    "INSERT INTO {name} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                     ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+                );
+                let st = client.prepare_cached(&sql).await.map_err(classify)?;
+                statements.push((st, &f.put_keys, Some(&f.put_values)));
+            }
+            if !f.deletes.is_empty() {
+                let sql = format!("DELETE FROM {name} WHERE k = ANY($1::bytea[])");
+                let st = client.prepare_cached(&sql).await.map_err(classify)?;
+                statements.push((st, &f.deletes, None));
+            }
+        }
+        // Polled in order: sent in order, answered in one round trip.
+        let sends = statements.iter().map(|(st, keys, values)| async move {
+            match values {
+                Some(v) => client.execute(st, &[*keys, *v]).await,
+                None => client.execute(st, &[*keys]).await,
+            }
+        });
+        futures_util::future::try_join_all(sends)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Sends the buffered writes and COMMITs (or ROLLBACKs), and gives the connection back to
+    /// the pool.
     async fn finish(&mut self, commit: bool) -> Result<(), KvError> {
+        if commit
+            && !self.done
+            && !self.failed
+            && let Err(e) = self.flush().await
+        {
+            let _ = self.end(false).await;
+            return Err(e);
+        }
+        self.end(commit).await
+    }
+
+    /// COMMIT (or ROLLBACK) and give the connection back to the pool.
+    async fn end(&mut self, commit: bool) -> Result<(), KvError> {
         if self.done {
             return Ok(());
         }
@@ -383,8 +520,9 @@ impl ReadTxn for PgRead {
 }
 
 /// A write transaction: `READ COMMITTED`, each key locked (advisory, until the end of the
-/// transaction) by the first `get`/`put`/`delete` that touches it. Rolled back unless
-/// committed.
+/// transaction) by the first `get` or `delete` that reads it, or at commit for keys only
+/// written. Puts and deletes are buffered (`pg_overlay`) and sent together at commit; reads in
+/// the transaction see them. Rolled back unless committed.
 pub struct PgWrite {
     txn: Txn,
     ended: bool,
