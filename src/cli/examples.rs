@@ -134,6 +134,19 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         &["latchkey admin-token revoke 01j9zq…"],
     ),
     (
+        "console",
+        &[
+            "latchkey console link",
+            "latchkey console link --approver alice",
+        ],
+    ),
+    (
+        "console link",
+        &["latchkey console link --approver alice   # send it to alice; it works once"],
+    ),
+    ("console sessions", &["latchkey console sessions"]),
+    ("console revoke", &["latchkey console revoke 01j9zq…"]),
+    (
         "import",
         &["latchkey import .env .env.production --namespace production/web"],
     ),

@@ -25,6 +25,7 @@ mod cli_identity;
 mod cli_leases;
 mod cli_run;
 mod cli_shell;
+mod client_crate;
 mod console;
 mod jobs;
 mod lease_world;
