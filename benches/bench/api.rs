@@ -15,6 +15,18 @@ pub struct Api {
 }
 
 impl Api {
+    /// The typed client crate (`latchkey-client`, what the CLI uses) as `token`, over the shared
+    /// connection pool: every set-up call goes through it; the measured loops send bare
+    /// requests so that the figures are the daemon's, not the client's.
+    pub fn client(&self, token: &str) -> anyhow::Result<latchkey_client::Client> {
+        Ok(latchkey_client::Client::with_http(
+            self.http.clone(),
+            &self.base,
+            Some(token),
+            std::time::Duration::from_secs(60),
+        )?)
+    }
+
     /// Sends a JSON request as `token` and insists on a 2xx answer; returns its JSON body.
     pub async fn ok(
         &self,
@@ -23,17 +35,11 @@ impl Api {
         token: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.bearer_auth(token).send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        ensure!(status.is_success(), "{method} {path}: {status}: {text}");
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.client(token)?
+            .request(method.clone(), path, &[], body)
+            .await
+            .with_context(|| format!("{method} {path}"))
     }
 
     /// As admin.
@@ -41,11 +47,16 @@ impl Api {
         self.ok(method, path, &self.admin, Some(body)).await
     }
 
-    /// Stores a secret (as admin).
+    /// Stores a secret (as admin), through the client crate's typed call.
     pub async fn put_secret(&self, path: &str, value: &str) -> anyhow::Result<()> {
-        let url = format!("/v1/secrets/{path}");
-        self.admin(Method::PUT, &url, json!({ "value": value }))
-            .await?;
+        let secret = latchkey_client::PutSecret {
+            value: Some(secrecy::SecretString::from(value)),
+            ..Default::default()
+        };
+        self.client(&self.admin)?
+            .put_secret(path, &secret)
+            .await
+            .with_context(|| format!("PUT /v1/secrets/{path}"))?;
         Ok(())
     }
 

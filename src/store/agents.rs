@@ -211,7 +211,7 @@ impl Store {
 
     /// An agent by id.
     pub fn get_agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
-        AGENTS.get(&self.kv_read()?, id)
+        AGENTS.get(&self.kv_read_latest()?, id)
     }
 
     /// The agent a reference names: its id or its unique name (`id:…` and `name:…` say

@@ -32,6 +32,17 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Reads for a lookup whose statements need no common snapshot: on redb a snapshot (it
+    /// costs nothing), on PostgreSQL each statement on its own, seeing the latest commits.
+    pub fn begin_read_latest(&self) -> Result<AnyRead, KvError> {
+        match self {
+            Backend::Redb(_) => self.begin_read(),
+            Backend::Pg(pg) => Ok(AnyRead::Pg(pg.begin_read_latest())),
+        }
+    }
+}
+
 /// A read snapshot of either backend.
 pub enum AnyRead {
     /// redb.

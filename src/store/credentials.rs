@@ -256,7 +256,7 @@ impl Store {
         &self,
         hash: &str,
     ) -> Result<Option<(Credential, Option<AgentRecord>)>, StoreError> {
-        let snapshot = self.kv_read()?;
+        let snapshot = self.kv_read_latest()?;
         let Some(cred) = CREDENTIALS.get(&snapshot, hash)? else {
             return Ok(None);
         };

@@ -336,6 +336,13 @@ impl Store {
         Ok(self.backend.begin_read()?)
     }
 
+    /// Reads for a single lookup (one record, or records that need no common snapshot): on
+    /// PostgreSQL each statement runs on its own, without a BEGIN/ROLLBACK around it, and
+    /// sees the latest commits (the hot paths: credentials, agents, tokens, secrets).
+    fn kv_read_latest(&self) -> Result<backend::AnyRead, StoreError> {
+        Ok(self.backend.begin_read_latest()?)
+    }
+
     /// Runs `f` inside the next group commit; answers after the commit is durable.
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where

@@ -412,6 +412,15 @@ impl PgBackend {
         )
     }
 
+    /// Reads without a snapshot (see [`PgRead::latest`]).
+    pub fn begin_read_latest(&self) -> PgRead {
+        PgRead::latest(
+            self.inner.handle.clone(),
+            self.inner.pool.clone(),
+            self.inner.opts.call_bound(),
+        )
+    }
+
     /// A write transaction (begins with its first statement; rolled back unless committed).
     pub fn begin_write(&self) -> PgWrite {
         PgWrite::new(

@@ -23,6 +23,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+/// No transaction: each statement runs on its own and sees the latest commits.
+const AUTOCOMMIT: &str = "";
 const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 /// The locks of a commit's buffered writes, in the order given (sorted: the same order on every
 /// daemon).
@@ -158,8 +160,8 @@ impl Conn {
             Some(h) => Some((client.prepare_cached(LOCK).await.map_err(classify)?, h)),
             None => None,
         };
-        let begin = (!self.begun).then_some(self.begin);
-        self.begun = true;
+        let begin = (!self.begun && !self.begin.is_empty()).then_some(self.begin);
+        self.begun |= begin.is_some();
         let begin_fut = async {
             match begin {
                 Some(b) => client.batch_execute(b).await,
@@ -492,6 +494,14 @@ impl PgRead {
     pub(super) fn new(handle: Handle, pool: Pool, bound: Duration) -> PgRead {
         PgRead {
             txn: Txn::new(handle, pool, bound, BEGIN_READ),
+        }
+    }
+
+    /// Reads without a snapshot: each statement on its own, seeing the latest commits (no
+    /// BEGIN or ROLLBACK: for lookups whose statements need no common snapshot).
+    pub(super) fn latest(handle: Handle, pool: Pool, bound: Duration) -> PgRead {
+        PgRead {
+            txn: Txn::new(handle, pool, bound, AUTOCOMMIT),
         }
     }
 }

@@ -100,7 +100,7 @@ pub(super) fn live(rec: Option<SecretRecord>, path: &str) -> Result<SecretRecord
 impl Store {
     /// A secret's record, deleted or not.
     pub fn get_secret(&self, path: &str) -> Result<Option<SecretRecord>, StoreError> {
-        SECRETS.get(&self.kv_read()?, path)
+        SECRETS.get(&self.kv_read_latest()?, path)
     }
 
     /// Secrets whose path starts with `prefix`, in path order, after `after`, at most `limit`.
@@ -159,7 +159,7 @@ impl Store {
         let rec = live(self.get_secret(path)?, path)?;
         let version = version.unwrap_or(rec.current_version);
         let v = VERSIONS
-            .get(&self.kv_read()?, &(path, version))?
+            .get(&self.kv_read_latest()?, &(path, version))?
             .ok_or_else(|| StoreError::NotFound(format!("{path} has no version {version}")))?;
         let binding = Binding {
             namespace: &rec.namespace,

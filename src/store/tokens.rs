@@ -107,7 +107,7 @@ impl Store {
 
     /// A token record by id.
     pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        TOKENS.get(&self.kv_read()?, id)
+        TOKENS.get(&self.kv_read_latest()?, id)
     }
 
     /// The ids of the tokens a live token was minted from (parent first), or None when it
