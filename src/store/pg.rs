@@ -195,11 +195,22 @@ pub(super) fn run_on<T: Send + 'static>(
     handle.spawn(async move {
         let _ = tx.send(fut.await);
     });
-    rx.recv().unwrap_or_else(|_| {
-        Err(KvError::Unavailable(
-            "the PostgreSQL backend has shut down".into(),
-        ))
-    })
+    let wait = || {
+        rx.recv().unwrap_or_else(|_| {
+            Err(KvError::Unavailable(
+                "the PostgreSQL backend has shut down".into(),
+            ))
+        })
+    };
+    // Called from a request handler on a worker of a multi-threaded runtime, the wait hands
+    // the worker's other tasks to another thread first: otherwise a round trip to the
+    // database would stall every request on that worker (the daemon runs two).
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
 }
 
 /// The driver's configuration for `opts` (the URL parsed; nothing of it echoed on error).

@@ -346,7 +346,8 @@ async fn replay_rotation_and_filters() {
             Method::POST,
             &format!("/v1/webhooks/{id}/rotate-secret"),
             Some(&admin),
-            Some(json!({"grace_seconds": 1})),
+            // Long enough for the next delivery to land inside it on a loaded machine.
+            Some(json!({"grace_seconds": 4})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
@@ -367,7 +368,7 @@ async fn replay_rotation_and_filters() {
         verifies(&during, &old_secret) && verifies(&during, &new_secret),
         "each secret alone verifies during the grace period"
     );
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(4300)).await;
     r_all.set_secrets(&[&old_secret]);
     d.put(&admin, "team-a/k3", json!({"value": "v"})).await;
     let got = r_all
