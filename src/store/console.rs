@@ -104,24 +104,42 @@ fn hash(secret: &str) -> String {
     crate::util::sha256_hex(secret.as_bytes())
 }
 
-fn signed_in(
+/// Stores a new session (under the hash of its cookie's secret) and audits
+/// `console.signed_in`, as the session's own actor.
+fn open_session(
     ctx: &mut super::WriteCtx<'_>,
-    session: &ConsoleSession,
+    who: &ConsoleWho,
+    credential: &str,
+    via: &str,
+    new: &NewSession,
     origin: &Origin,
-) -> Result<(), StoreError> {
-    let origin = Origin {
+) -> Result<ConsoleSession, StoreError> {
+    let now = ctx.now_unix();
+    let session = ConsoleSession {
+        id: crate::util::new_id(),
+        who: who.clone(),
+        credential: credential.to_string(),
+        csrf: new.csrf.clone(),
+        via: via.into(),
+        ip: origin.ip.clone(),
+        created_at: now,
+        expires_at: now + new.ttl_seconds,
+    };
+    SESSIONS.put(&mut ctx.kv(), hash(&new.secret).as_str(), &session)?;
+    let actor = Origin {
         actor: session.who.actor(),
         ip: origin.ip.clone(),
     };
     audit(
         ctx,
-        &origin,
+        &actor,
         "console.signed_in",
         "",
         &session.id,
         "sign_in",
         json!({"session_id": session.id, "via": session.via, "expires_at": session.expires_at}),
-    )
+    )?;
+    Ok(session)
 }
 
 impl Store {
@@ -197,19 +215,7 @@ impl Store {
             }
             link.used_at = Some(now);
             LINKS.put(&mut ctx.kv(), key.as_str(), &link)?;
-            let session = ConsoleSession {
-                id: crate::util::new_id(),
-                who: link.who.clone(),
-                credential: link.credential.clone(),
-                csrf: new.csrf.clone(),
-                via: "link".into(),
-                ip: origin.ip.clone(),
-                created_at: now,
-                expires_at: now + new.ttl_seconds,
-            };
-            SESSIONS.put(&mut ctx.kv(), hash(&new.secret).as_str(), &session)?;
-            signed_in(ctx, &session, &origin)?;
-            Ok(session)
+            open_session(ctx, &link.who, &link.credential, "link", &new, &origin)
         })
         .await
     }
@@ -222,24 +228,8 @@ impl Store {
         new: NewSession,
         origin: Origin,
     ) -> Result<ConsoleSession, StoreError> {
-        let id = crate::util::new_id();
-        self.write(move |ctx| {
-            let now = ctx.now_unix();
-            let session = ConsoleSession {
-                id: id.clone(),
-                who: who.clone(),
-                credential: credential.clone(),
-                csrf: new.csrf.clone(),
-                via: "token".into(),
-                ip: origin.ip.clone(),
-                created_at: now,
-                expires_at: now + new.ttl_seconds,
-            };
-            SESSIONS.put(&mut ctx.kv(), hash(&new.secret).as_str(), &session)?;
-            signed_in(ctx, &session, &origin)?;
-            Ok(session)
-        })
-        .await
+        self.write(move |ctx| open_session(ctx, &who, &credential, "token", &new, &origin))
+            .await
     }
 
     /// The live session behind a cookie's secret (None when unknown or past its expiry).

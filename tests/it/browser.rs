@@ -4,17 +4,13 @@
 //! unless `LATCHKEY_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs them) makes that a
 //! failure. Screenshots land in target/browser-artifacts.
 
-use std::path::PathBuf;
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 
 #[test]
 fn console_browser_suite_passes() {
     if crate::common::redb_only() {
         return;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let python = Command::new("python3")
         .arg("--version")
@@ -38,22 +34,12 @@ fn console_browser_suite_passes() {
         );
         return;
     }
-    let script = root.join("tests/browser/run-tests.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(BIN)
-        .env("CHROMIUM", &chromium)
-        .env("BROWSER_VENV", root.join("target/browser-venv"))
-        .env("ARTIFACTS", root.join("target/browser-artifacts"))
-        .env_remove("LATCHKEY_ADDR")
-        .env_remove("LATCHKEY_TOKEN")
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "{} failed:\n--- stdout\n{}\n--- stderr\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    crate::common::run_suite_script(
+        "tests/browser/run-tests.sh",
+        &[
+            ("CHROMIUM", chromium.into()),
+            ("BROWSER_VENV", "target/browser-venv".into()),
+            ("ARTIFACTS", "target/browser-artifacts".into()),
+        ],
     );
 }

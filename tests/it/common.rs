@@ -432,3 +432,26 @@ pub fn admin_approves(cfg: &mut Config) {
         discord_user_id: None,
     }];
 }
+
+/// Runs a suite script of the repository (`bash SCRIPT BINARY`, the binary under test) with
+/// `envs` and without the caller's `LATCHKEY_ADDR`/`LATCHKEY_TOKEN`; fails with its output.
+pub fn run_suite_script(script: &str, envs: &[(&str, std::path::PathBuf)]) {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join(script);
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(&script)
+        .arg(env!("CARGO_BIN_EXE_latchkey"))
+        .env_remove("LATCHKEY_ADDR")
+        .env_remove("LATCHKEY_TOKEN");
+    for (k, v) in envs {
+        cmd.env(k, root.join(v));
+    }
+    let out = cmd.output().expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{} failed:\n--- stdout\n{}\n--- stderr\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

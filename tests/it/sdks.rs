@@ -4,14 +4,7 @@
 //! registry on their first run; without those tools the test says so loudly and passes,
 //! unless `LATCHKEY_REQUIRE_SDKS=1` (set by `.ci/run`) makes that a failure.
 
-use std::path::PathBuf;
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
@@ -37,23 +30,10 @@ fn run_suite(sdk: &str, tools: &[&str]) {
         );
         return;
     }
-    let script = root().join(format!("sdk/{sdk}/run-tests.sh"));
     // The Python venv lives under target/ (rebuilt by `cargo clean`, never committed).
-    let venv = root().join("target/sdk-python-venv");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(BIN)
-        .env("PY_VENV", &venv)
-        .env_remove("LATCHKEY_ADDR")
-        .env_remove("LATCHKEY_TOKEN")
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "{} failed:\n--- stdout\n{}\n--- stderr\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    crate::common::run_suite_script(
+        &format!("sdk/{sdk}/run-tests.sh"),
+        &[("PY_VENV", "target/sdk-python-venv".into())],
     );
 }
 
