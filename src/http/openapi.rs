@@ -365,7 +365,7 @@ fn schema_constraints() -> Vec<(&'static str, Value)> {
         ),
         (
             "/components/schemas/VoteBody/properties/via",
-            json!({"enum": ["api", "cli", null]}),
+            json!({"enum": ["api", "cli", "console", null]}),
         ),
         // Grants and approval policies.
         (
