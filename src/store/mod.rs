@@ -343,6 +343,20 @@ impl Store {
         Ok(self.backend.begin_read_latest()?)
     }
 
+    /// [`Store::write`] for a job that reads the records `reads` names first (on PostgreSQL
+    /// the writer reads a batch's records in one round trip).
+    pub(crate) async fn write_reading<R, F>(
+        &self,
+        reads: Vec<(kv::Table, Vec<u8>)>,
+        f: F,
+    ) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: Fn(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.writer.submit_reading(reads, f).await
+    }
+
     /// Runs `f` inside the next group commit; answers after the commit is durable.
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where

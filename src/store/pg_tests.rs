@@ -417,6 +417,30 @@ fn buffered_writes_lock_at_commit_in_one_order_and_reads_see_them() {
 }
 
 #[test]
+fn records_read_ahead_answer_later_gets_and_writes_still_win() {
+    let Some((_, b)) = backend("prefetch") else {
+        return;
+    };
+    let t = Table::Scratch;
+    let mut w = b.begin_write();
+    w.put(t, b"p1", b"one").unwrap();
+    w.commit().unwrap();
+    let mut w = b.begin_write();
+    w.prefetch(vec![(t, b"p1".to_vec()), (t, b"p2".to_vec())])
+        .unwrap();
+    assert_eq!(w.get(t, b"p1").unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(w.get(t, b"p2").unwrap(), None);
+    w.put(t, b"p2", b"two").unwrap();
+    assert_eq!(w.get(t, b"p2").unwrap().as_deref(), Some(&b"two"[..]));
+    assert!(w.delete(t, b"p1").unwrap());
+    assert_eq!(w.get(t, b"p1").unwrap(), None);
+    w.commit().unwrap();
+    let r = b.begin_read();
+    assert_eq!(r.get(t, b"p1").unwrap(), None);
+    assert_eq!(r.get(t, b"p2").unwrap().as_deref(), Some(&b"two"[..]));
+}
+
+#[test]
 fn a_deadlock_and_a_serialization_failure_are_retry() {
     let Some((_, b)) = backend("retry") else {
         return;

@@ -2,7 +2,7 @@
 //! [`PgWrite`]. Each owns its connection state behind an async mutex; a call runs on the
 //! backend's runtime and the caller's thread waits for the answer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::ops::Bound;
 use std::pin::Pin;
@@ -84,6 +84,8 @@ struct Conn {
     locked: HashSet<i64>,
     /// A write transaction's puts and deletes, sent at commit (None for a read snapshot).
     overlay: Option<Overlay>,
+    /// Records read ahead, their keys locked (`PgWrite::prefetch`): what the database held.
+    fetched: HashMap<(Table, Vec<u8>), Option<Vec<u8>>>,
 }
 
 impl Drop for Conn {
@@ -110,6 +112,7 @@ impl Conn {
             done: false,
             locked: HashSet::new(),
             overlay: (begin == BEGIN_WRITE).then(Overlay::default),
+            fetched: HashMap::new(),
         }
     }
 
@@ -189,6 +192,10 @@ impl Conn {
         // This transaction's own pending write answers first.
         if let Some(pending) = self.overlay.as_ref().and_then(|o| o.get(t, key)) {
             return Ok(pending.cloned());
+        }
+        // Read ahead under its lock: still what the database holds for this transaction.
+        if let Some(v) = self.fetched.get(&(t, key.to_vec())) {
+            return Ok(v.clone());
         }
         let sql = format!("SELECT v FROM {} WHERE k = $1", t.name());
         let rows = self
@@ -298,6 +305,59 @@ impl Conn {
             .pipelined(Some(lock_key(t, key)), &sql, &[&key])
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    /// Reads records ahead: their keys' locks in one statement (sorted), then one `SELECT`
+    /// per table, pipelined; later `get`s of them answer from memory.
+    async fn prefetch(&mut self, keys: Vec<(Table, Vec<u8>)>) -> Result<(), KvError> {
+        let mut locks: Vec<i64> = keys
+            .iter()
+            .map(|(t, k)| lock_key(*t, k))
+            .filter(|h| !self.locked.contains(h))
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
+        self.pipelined(None, LOCK_MANY, &[&locks]).await?;
+        self.locked.extend(locks);
+        let mut by_table: HashMap<Table, Vec<Vec<u8>>> = HashMap::new();
+        for (t, k) in keys {
+            by_table.entry(t).or_default().push(k);
+        }
+        let Some(client) = &self.client else {
+            return Err(KvError::Backend("no connection".into()));
+        };
+        let mut statements = Vec::new();
+        for (t, keys) in &by_table {
+            let sql = format!("SELECT k, v FROM {} WHERE k = ANY($1::bytea[])", t.name());
+            let st = client.prepare_cached(&sql).await.map_err(classify)?;
+            statements.push((*t, st, keys));
+        }
+        let queries = statements
+            .iter()
+            .map(|(_, st, keys)| async move { client.query(st, &[*keys]).await });
+        let answers = futures_util::future::try_join_all(queries).await;
+        let answers = match answers {
+            Ok(a) => a,
+            Err(e) => {
+                let e = classify(e);
+                self.failed = true;
+                if matches!(e, KvError::Unavailable(_)) {
+                    self.broken = true;
+                }
+                return Err(e);
+            }
+        };
+        for ((t, _, keys), rows) in statements.iter().zip(answers) {
+            for k in keys.iter() {
+                self.fetched.insert((*t, k.clone()), None);
+            }
+            for r in rows {
+                let k: Vec<u8> = r.try_get(0).map_err(classify)?;
+                let v: Vec<u8> = r.try_get(1).map_err(classify)?;
+                self.fetched.insert((*t, k), Some(v));
+            }
+        }
+        Ok(())
     }
 
     /// Sends the buffered writes: their key locks (sorted), then one upsert and one delete
@@ -559,6 +619,13 @@ impl PgWrite {
         self.ended = true;
         self.txn
             .call(|c| Box::pin(async move { c.finish(false).await }))
+    }
+
+    /// Reads the records `keys` names ahead, each key locked until the transaction ends (the
+    /// writer does this for a batch's jobs: one round trip instead of one a job).
+    pub fn prefetch(&self, keys: Vec<(Table, Vec<u8>)>) -> Result<(), KvError> {
+        self.txn
+            .call(move |c| Box::pin(async move { c.prefetch(keys).await }))
     }
 
     /// Locks the audit chain's head until this transaction ends (waiting for a concurrent

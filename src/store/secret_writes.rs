@@ -3,6 +3,8 @@
 
 use serde_json::json;
 
+use super::keys::Key;
+use super::kv::Table;
 use super::secrets::{SecretRecord, VERSIONS, VersionRecord, live, load, save};
 use super::{Origin, Store, StoreError, WriteCtx};
 use crate::audit::Draft;
@@ -80,7 +82,8 @@ impl Store {
         origin: Origin,
     ) -> Result<(SecretRecord, bool), StoreError> {
         let keyring = self.keyring();
-        self.write(move |ctx| {
+        let reads = vec![(Table::Secrets, req.path.as_str().encode())];
+        self.write_reading(reads, move |ctx| {
             let existing = load(&ctx.kv(), &req.path)?;
             if let Some(rec) = &existing
                 && rec.deleted_at.is_some()

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use super::StoreError;
 use super::audit_log::{AUDIT, last_event};
 use super::backend::{AnyWrite, Backend};
-use super::kv::RedbWrite;
+use super::kv::{RedbWrite, Table};
 use crate::audit::{Draft, Event, GENESIS};
 use crate::notice::{Notice, Notices};
 
@@ -158,6 +158,31 @@ impl Writer {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// [`Writer::submit`] for a job that first reads the records `reads` names (table and
+    /// encoded key): on PostgreSQL the writer reads every such record of a batch, with its key
+    /// lock, in one round trip before the jobs run, instead of one round trip per job.
+    pub async fn submit_reading<R, F>(
+        &self,
+        reads: Vec<(Table, Vec<u8>)>,
+        f: F,
+    ) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: Fn(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(Queued {
+            f,
+            result: None,
+            done: move |out| {
+                let _ = tx.send(out);
+            },
+            reads,
+        });
+        self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Submits a job without waiting for its commit: the writer still commits it durably (and
     /// drains it before stopping); a failure is logged as "could not record `what`". Not async,
     /// so it cannot be cancelled half-way (usable from `Drop`).
@@ -215,12 +240,15 @@ enum Step {
 trait Job: Send {
     fn run(&mut self, ctx: &mut WriteCtx<'_>) -> Step;
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+    /// The records the job will read first (see [`Writer::submit_reading`]).
+    fn reads(&self) -> &[(Table, Vec<u8>)];
 }
 
 struct Queued<F, R, D> {
     f: F,
     result: Option<Result<R, StoreError>>,
     done: D,
+    reads: Vec<(Table, Vec<u8>)>,
 }
 
 impl<F, R, D> Job for Queued<F, R, D>
@@ -239,6 +267,10 @@ where
         };
         self.result = Some(result);
         step
+    }
+
+    fn reads(&self) -> &[(Table, Vec<u8>)] {
+        &self.reads
     }
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
@@ -263,6 +295,7 @@ where
         f,
         result: None,
         done,
+        reads: Vec::new(),
     })
 }
 
@@ -359,6 +392,17 @@ fn attempt(backend: &Backend, batch: &mut [Box<dyn Job>], head: &(u64, String)) 
         }
         Backend::Pg(pg) => {
             let txn = pg.begin_write();
+            // The records the jobs said they read, in one round trip.
+            let reads: Vec<(Table, Vec<u8>)> = batch
+                .iter()
+                .flat_map(|j| j.reads().iter().cloned())
+                .collect();
+            if !reads.is_empty()
+                && let Err(e) = txn.prefetch(reads)
+            {
+                let _ = txn.rollback();
+                return not_committed(e.into());
+            }
             let mut ctx = WriteCtx::new(AnyWrite::Pg(&txn));
             // Several daemons: the head is read, locked, at the last moment (docs/STORAGE.md).
             let numbered = run_jobs(&mut ctx, batch).and_then(|()| {
