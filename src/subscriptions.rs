@@ -58,6 +58,8 @@ struct StoreFeed {
     held: std::sync::atomic::AtomicBool,
     /// The duty was just taken: read the cursor from the store once.
     taken: std::sync::atomic::AtomicBool,
+    /// The stored cursor this worker last read or wrote: its writes expect it still there.
+    last: std::sync::atomic::AtomicU64,
 }
 
 fn now_unix() -> i64 {
@@ -109,9 +111,13 @@ impl Feed for StoreFeed {
         let after = if self.store.postgres().is_some()
             && self.taken.swap(false, std::sync::atomic::Ordering::Relaxed)
         {
-            self.store
+            let stored = self
+                .store
                 .webhook_cursor(&self.id)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            self.last
+                .store(stored, std::sync::atomic::Ordering::Relaxed);
+            stored
         } else {
             after
         };
@@ -143,10 +149,14 @@ impl Feed for StoreFeed {
             self.store.metrics().webhook_delivery(r.attempt.status);
         }
         let records = records.into_iter().map(to_delivery).collect();
+        let expected = self.last.load(std::sync::atomic::Ordering::Relaxed);
         self.store
-            .save_webhook_progress(self.id.clone(), cursor, records)
+            .save_webhook_progress(self.id.clone(), Some(expected), cursor, records)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.last
+            .store(cursor, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     async fn stop(&self, why: Stop, last: Record) -> Result<(), String> {
@@ -259,6 +269,7 @@ impl Manager {
             // only a duty taken later, from another daemon, reads the stored one again.
             held: std::sync::atomic::AtomicBool::new(true),
             taken: std::sync::atomic::AtomicBool::new(false),
+            last: std::sync::atomic::AtomicU64::new(cursor),
         };
         let handle = tokio::spawn(webhooks::worker::run(
             feed,

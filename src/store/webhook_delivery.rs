@@ -63,9 +63,13 @@ impl Store {
     }
 
     /// Saves delivery progress (no audit event: deliveries are not audit events).
+    /// With `expected`, the stored cursor must still be that (the one this worker started
+    /// from): a replay that moved it meanwhile wins over a worker it replaced, whose write may
+    /// still be in the queue (`Conflict`, nothing written).
     pub async fn save_webhook_progress(
         &self,
         id: String,
+        expected: Option<u64>,
         cursor: u64,
         records: Vec<DeliveryRecord>,
     ) -> Result<(), StoreError> {
@@ -81,6 +85,14 @@ impl Store {
                 .is_none()
             {
                 return Ok(());
+            }
+            if let Some(expected) = expected {
+                let stored = WEBHOOK_CURSORS.get(&ctx.kv(), id.as_str())?.unwrap_or(0);
+                if stored != expected {
+                    return Err(StoreError::Conflict(format!(
+                        "the cursor of webhook {id} moved to {stored} (a replay): this worker's progress from {expected} is dropped"
+                    )));
+                }
             }
             let mut tx = ctx.kv();
             WEBHOOK_CURSORS.put(&mut tx, id.as_str(), &cursor)?;

@@ -509,7 +509,7 @@ async fn a_daemon_that_lost_a_duty_cannot_commit_work_under_it() {
         "daemon A holds the delivery"
     );
     let err = other
-        .save_webhook_progress(id.clone(), 1_000_000, Vec::new())
+        .save_webhook_progress(id.clone(), None, 1_000_000, Vec::new())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no longer holds"), "{err}");
@@ -534,7 +534,7 @@ async fn a_daemon_that_lost_a_duty_cannot_commit_work_under_it() {
     );
     let cursor = other.webhook_cursor(&id).unwrap();
     other
-        .save_webhook_progress(id.clone(), cursor, Vec::new())
+        .save_webhook_progress(id.clone(), Some(cursor), cursor, Vec::new())
         .await
         .unwrap();
     drop(other);
